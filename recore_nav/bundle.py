@@ -5,7 +5,7 @@ the exporter that writes them (`training/export_onnx.py`). See ARCHITECTURE.md.
 
 The ONNX graph is one recurrent step:
   inputs   rgb uint8 [1,H,W,3], goal float32 [1,3], prev_action float32 [1,2], state float32 [1,S]
-  outputs  action float32 [1,2] in [-1, 1], state float32 [1,S]
+  outputs  action float32 [1,2] in [-1, 1], next_state float32 [1,S]
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ SCHEMA_VERSION = 1
 ONNX_FILE = "policy.onnx"
 JSON_FILE = "policy.json"
 INPUT_NAMES = ("rgb", "goal", "prev_action", "state")
-OUTPUT_NAMES = ("action", "state")
+# ONNX value names are unique in a graph, so the next state cannot also be called "state".
+OUTPUT_NAMES = ("action", "next_state")
 
 
 class BundleError(ValueError):
@@ -53,7 +54,7 @@ class BundleSpec:
         }
 
     def output_shapes(self) -> dict[str, list[int]]:
-        return {"action": [1, ACTION_DIM], "state": [1, self.state_size]}
+        return {"action": [1, ACTION_DIM], "next_state": [1, self.state_size]}
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
