@@ -1,0 +1,32 @@
+"""The embedded simulator's bridge and the navigation node: `ros2 launch recore_nav sim.launch.py`.
+
+Arguments: split (train|ood|sim2real), episodes (0 = forever), model_dir (policy bundle).
+Without `launch` (pip-only machines) the same nodes start with `recore-nav-sim`.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+
+def generate_launch_description() -> LaunchDescription:
+    share = get_package_share_directory("recore_nav")
+    params = os.path.join(share, "config", "sim.yaml")
+    model_dir = os.path.join(share, "models", "recore_pointnav")
+    return LaunchDescription([
+        DeclareLaunchArgument("split", default_value="train", description="train, ood or sim2real"),
+        DeclareLaunchArgument("episodes", default_value="0", description="episodes to run; 0 = forever"),
+        DeclareLaunchArgument("model_dir", default_value=model_dir, description="policy bundle directory"),
+        # Large images over best-effort QoS need Fast DDS's bigger shared-memory segment.
+        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
+                               os.path.join(share, "config", "fastdds_large_shm.xml")),
+        Node(package="recore_nav", executable="sim_bridge_node", name="sim_bridge", output="screen",
+             parameters=[params, {"split": LaunchConfiguration("split"),
+                                  "episodes": LaunchConfiguration("episodes")}]),
+        Node(package="recore_nav", executable="navigation_node", name="navigation_node", output="screen",
+             parameters=[params, {"model_dir": LaunchConfiguration("model_dir")}]),
+    ])

@@ -1,0 +1,109 @@
+"""Start the package's nodes where `ros2 launch` is not available (pip-only machines).
+
+The same nodes and the same parameter files as `launch/sim.launch.py` and
+`launch/robot.launch.py`, each node in its own process, so they talk over DDS exactly as under
+`ros2 launch`:
+
+    recore-nav-sim --episodes 5            # simulator bridge + navigation node, prints results
+    recore-nav-robot --ros-args -r camera/image_raw:=/camera/color/image_raw
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from recore_nav.resources import share_path
+
+
+def node_command(module: str, params_file: Path, overrides: dict[str, object], extra_ros_args: list[str]) -> list[str]:
+    """`python -m <module> --ros-args --params-file ... -p name:=value ...`."""
+    command = [sys.executable, "-m", module, "--ros-args", "--params-file", str(params_file)]
+    for name, value in overrides.items():
+        command += ["-p", f"{name}:={json.dumps(value) if isinstance(value, bool) else value}"]
+    return command + extra_ros_args
+
+
+def ros_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    # Large camera images over best-effort QoS need a bigger shared-memory segment (NOTES.md).
+    profile = share_path("config", "fastdds_large_shm.xml")
+    if "FASTDDS_DEFAULT_PROFILES_FILE" not in env and profile.is_file():
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def stop(process: subprocess.Popen, timeout: float = 5.0) -> None:
+    """SIGINT first, so nodes publish their last zero Twist; SIGKILL if they hang."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def sim_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Embedded simulator + navigation node, over ROS 2.")
+    parser.add_argument("--episodes", type=int, default=5, help="episodes to run (0: until Ctrl-C)")
+    parser.add_argument("--split", default=None, help="train, ood or sim2real (default: from the params file)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the first episode")
+    parser.add_argument("--model-dir", default=None, help="policy bundle (default: the shipped model)")
+    parser.add_argument("--params-file", type=Path, default=share_path("config", "sim.yaml"))
+    args = parser.parse_args(argv)
+
+    bridge_overrides: dict[str, object] = {"episodes": args.episodes}
+    if args.split is not None:
+        bridge_overrides["split"] = args.split
+    if args.seed is not None:
+        bridge_overrides["seed"] = args.seed
+    nav_overrides: dict[str, object] = {} if args.model_dir is None else {"model_dir": args.model_dir}
+
+    env = ros_environment()
+    nav = subprocess.Popen(node_command("recore_nav.nav_node", args.params_file, nav_overrides, []), env=env)
+    bridge = subprocess.Popen(node_command("recore_nav.sim_bridge_node", args.params_file, bridge_overrides, []),
+                              env=env)
+    try:
+        while True:
+            try:
+                return_code = bridge.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if nav.poll() is not None:
+                    print(f"navigation node exited with code {nav.returncode}", file=sys.stderr)
+                    return_code = nav.returncode or 1
+                    break
+    except KeyboardInterrupt:
+        return_code = 0
+    finally:
+        stop(bridge)
+        stop(nav)
+    return return_code
+
+
+def robot_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The navigation node alone, for a real robot.")
+    parser.add_argument("--params-file", type=Path, default=share_path("config", "robot.yaml"))
+    parser.add_argument("--model-dir", default=None, help="policy bundle (default: the shipped model)")
+    args, ros_args = parser.parse_known_args(argv)
+    if ros_args and ros_args[0] == "--ros-args":
+        ros_args = ros_args[1:]
+    overrides: dict[str, object] = {} if args.model_dir is None else {"model_dir": args.model_dir}
+    nav = subprocess.Popen(node_command("recore_nav.nav_node", args.params_file, overrides, ros_args),
+                           env=ros_environment())
+    try:
+        return nav.wait()
+    except KeyboardInterrupt:
+        stop(nav)
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(sim_main())

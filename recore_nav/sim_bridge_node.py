@@ -1,0 +1,284 @@
+"""ROS 2 bridge to the embedded simulator: the robot's sensors out, its velocity commands in.
+
+Steps any environment that follows the environment contract of ARCHITECTURE.md (the embedded
+MuJoCo `PointNavEnv` by default) and speaks the same topics as a real robot:
+
+  publishes  camera/image_raw (sensor_msgs/Image rgb8, sensor-data QoS)
+             camera/depth     (sensor_msgs/Image 32FC1 metres, sensor-data QoS)
+             odom             (nav_msgs/Odometry, odom -> base_link)
+             tf               (odom -> base_link, where tf2_msgs is installed)
+             goal_pose        (geometry_msgs/PoseStamped in odom, once per episode)
+             episode_result   (std_msgs/String, one JSON object per finished episode)
+  subscribes cmd_vel          (geometry_msgs/Twist)
+
+Two ways of keeping time:
+- lockstep (default): one simulator step per velocity command, at most `real_time_factor` times
+  the control rate. The navigation node publishes at its fixed rate, so each of its commands is
+  computed from the newest observation, as in training; without commands the simulator still
+  advances (zero velocity) after `command_timeout`, so sensors never go silent.
+- free-running: a timer steps at control rate x real_time_factor with the newest command (zero
+  once it is older than `command_timeout`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped, Twist
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from recore_nav.geometry import quaternion_from_yaw
+
+try:  # The odom -> base_link transform needs tf2_msgs, which has no PyPI wheel.
+    from geometry_msgs.msg import TransformStamped
+    from tf2_msgs.msg import TFMessage
+except ImportError:
+    TFMessage = None
+
+
+@dataclass
+class EpisodeTally:
+    """Running totals over finished episodes."""
+
+    episodes: int = 0
+    successes: int = 0
+    spl_sum: float = 0.0
+    collisions: int = 0
+    steps: int = 0
+
+    def add(self, result: dict) -> None:
+        self.episodes += 1
+        self.successes += int(result["success"])
+        self.spl_sum += result["spl"]
+        self.collisions += result["collisions"]
+        self.steps += result["steps"]
+
+    def summary(self) -> dict:
+        n = max(self.episodes, 1)
+        return {"episodes": self.episodes, "success_rate": self.successes / n,
+                "spl": self.spl_sum / n, "collisions_per_episode": self.collisions / n,
+                "mean_steps": self.steps / n}
+
+
+def twist_to_action(linear: float, angular: float, max_linear: float, max_angular: float) -> np.ndarray:
+    """A velocity command as the environment's normalised action; non-finite values become 0."""
+    action = np.array([linear / max_linear, angular / max_angular], dtype=np.float32)
+    action[~np.isfinite(action)] = 0.0
+    return np.clip(action, -1.0, 1.0)
+
+
+def make_environment(name: str, split: str, image_size: int, seed: int, max_steps: int):
+    """The environment behind the bridge; `embedded` is the MuJoCo simulator of this package."""
+    if name == "embedded":
+        from recore_nav.sim import PointNavEnv
+        return PointNavEnv(split=split, image_size=image_size, seed=seed, max_steps=max_steps)
+    raise ValueError(f"unknown environment {name!r}; the bridge knows: embedded")
+
+
+class SimBridgeNode(Node):
+    """Publishes the simulated robot's camera, depth, odometry and goals; applies cmd_vel."""
+
+    def __init__(self) -> None:
+        super().__init__("sim_bridge")
+        p = self._declare_parameters()
+        self.env = make_environment(p["environment"], p["split"], p["image_size"], p["seed"], p["max_steps"])
+        self.odom_frame, self.base_frame, self.camera_frame = p["odom_frame"], p["base_frame"], p["camera_frame"]
+        self.lockstep = p["lockstep"]
+        self.command_timeout = p["command_timeout"]
+        self.max_episodes = p["episodes"]
+        self.seed = p["seed"]
+        self.step_period = self.env.control_dt / p["real_time_factor"]
+
+        reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self.image_pub = self.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
+        self.depth_pub = (self.create_publisher(Image, "camera/depth", qos_profile_sensor_data)
+                          if p["publish_depth"] else None)
+        self.odom_pub = self.create_publisher(Odometry, "odom", 10)
+        self.goal_pub = self.create_publisher(PoseStamped, "goal_pose", reliable)
+        self.result_pub = self.create_publisher(String, "episode_result", QoSProfile(depth=10))
+        self.tf_pub = self.create_publisher(TFMessage, "/tf", 10) if TFMessage is not None else None
+        if self.tf_pub is None:
+            self.get_logger().info("tf2_msgs is not installed: odom->base_link goes out on odom only")
+        self.create_subscription(Twist, "cmd_vel", self._on_cmd_vel, reliable)
+
+        self.tally = EpisodeTally()
+        self.episode_index = 0
+        self.episode_steps = 0
+        self.command = np.zeros(2, dtype=np.float32)
+        self.command_time = -math.inf
+        self.last_step_time = -math.inf
+        self.goal_sent = False
+        self.finished = False
+        self._reset_episode()
+        # Lockstep steps from the command callback; this timer is the free-running clock and
+        # the lockstep watchdog (it also sends the goal once a subscriber is matched).
+        self.create_timer(self.step_period, self._on_timer)
+        self.get_logger().info(
+            f"simulator '{p['environment']}' split={p['split']} image={p['image_size']}px "
+            f"control {1.0 / self.env.control_dt:.0f} Hz x{p['real_time_factor']:g} "
+            f"{'lockstep' if self.lockstep else 'free-running'}")
+
+    def _declare_parameters(self) -> dict:
+        def declare(name: str, default, description: str):
+            return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+
+        return {
+            "environment": declare("environment", "embedded", "Environment behind the bridge (embedded)."),
+            "split": declare("split", "train", "Appearance split: train, ood or sim2real."),
+            "seed": declare("seed", 0, "Seed of the first episode; episode i uses seed + i."),
+            "image_size": declare("image_size", 64, "Camera image side in pixels."),
+            "max_steps": declare("max_steps", 500, "Steps before an episode times out."),
+            "episodes": declare("episodes", 0, "Episodes to run before the node exits; 0 runs forever."),
+            "real_time_factor": declare("real_time_factor", 1.0, "Simulated seconds per wall-clock second."),
+            "lockstep": declare("lockstep", True, "One simulator step per cmd_vel message (see module doc)."),
+            "command_timeout": declare("command_timeout", 0.5, "Seconds after which cmd_vel counts as stale."),
+            "publish_depth": declare("publish_depth", True, "Publish camera/depth (32FC1, metres)."),
+            "odom_frame": declare("odom_frame", "odom", "Frame of odometry and goals."),
+            "base_frame": declare("base_frame", "base_link", "Robot body frame."),
+            "camera_frame": declare("camera_frame", "camera_link", "Camera optical frame id on images."),
+        }
+
+    # ---- episodes -------------------------------------------------------------------------
+    def _reset_episode(self) -> None:
+        self.obs, self.info = self.env.reset(seed=self.seed + self.episode_index)
+        self.episode_steps = 0
+        self.goal_sent = False
+        self._publish_observation()
+
+    def _send_goal_when_matched(self) -> None:
+        # A goal published before the navigation node's subscription is matched would be lost.
+        if self.goal_sent or self.goal_pub.get_subscription_count() == 0:
+            return
+        goal = PoseStamped()
+        goal.header.stamp = self.get_clock().now().to_msg()
+        goal.header.frame_id = self.odom_frame
+        goal.pose.position.x, goal.pose.position.y = (float(v) for v in self.env.goal_position)
+        goal.pose.orientation.w = 1.0
+        self.goal_pub.publish(goal)
+        self.goal_sent = True
+        self.get_logger().info(f"episode {self.episode_index}: goal ({goal.pose.position.x:.2f}, "
+                               f"{goal.pose.position.y:.2f}), geodesic {self.info['geodesic_distance']:.2f} m")
+
+    def _finish_episode(self, info: dict) -> None:
+        result = {
+            "episode": self.episode_index, "success": bool(info["success"]), "spl": float(info["spl"]),
+            "collisions": int(info["collisions"]), "steps": self.episode_steps,
+            "path_length": float(info["path_length"]),
+            "shortest_path_length": float(info["shortest_path_length"]),
+        }
+        self.tally.add(result)
+        self.result_pub.publish(String(data=json.dumps(result)))
+        self.get_logger().info(
+            f"episode {self.episode_index}: {'SUCCESS' if result['success'] else 'failure'} "
+            f"steps={result['steps']} spl={result['spl']:.2f} collisions={result['collisions']} | "
+            f"total {self.tally.successes}/{self.tally.episodes} succeeded")
+        self.episode_index += 1
+        if self.max_episodes and self.episode_index >= self.max_episodes:
+            summary = self.tally.summary()
+            self.result_pub.publish(String(data=json.dumps({"summary": summary})))
+            self.get_logger().info("all episodes done: " + json.dumps(summary))
+            self.finished = True
+            return
+        self._reset_episode()
+
+    # ---- stepping -------------------------------------------------------------------------
+    def _on_cmd_vel(self, msg: Twist) -> None:
+        self.command = twist_to_action(msg.linear.x, msg.angular.z,
+                                       self.env.max_linear_speed, self.env.max_angular_speed)
+        self.command_time = time.monotonic()
+        if self.lockstep and self.goal_sent and time.monotonic() - self.last_step_time >= 0.9 * self.step_period:
+            self._step(self.command)
+
+    def _on_timer(self) -> None:
+        if self.finished:
+            return
+        self._send_goal_when_matched()
+        now = time.monotonic()
+        fresh = now - self.command_time <= self.command_timeout
+        if self.lockstep and self.goal_sent and now - self.last_step_time < self.command_timeout:
+            return  # the command callback drives the simulation
+        self._step(self.command if fresh else np.zeros(2, dtype=np.float32))
+
+    def _step(self, action: np.ndarray) -> None:
+        if self.finished:
+            return
+        self.last_step_time = time.monotonic()
+        self.obs, _, terminated, truncated, self.info = self.env.step(action)
+        self.episode_steps += 1
+        self._publish_observation()
+        if terminated or truncated:
+            self._finish_episode(self.info)
+
+    # ---- messages -------------------------------------------------------------------------
+    def _publish_observation(self) -> None:
+        stamp = self.get_clock().now().to_msg()
+        rgb = self.obs["rgb"]
+        self.image_pub.publish(self._image_msg(stamp, rgb, "rgb8", 3))
+        if self.depth_pub is not None:
+            depth = np.ascontiguousarray(self.obs["depth"][..., 0], dtype=np.float32)
+            self.depth_pub.publish(self._image_msg(stamp, depth, "32FC1", 4))
+
+        x, y, yaw = self.env.robot_pose()
+        v, w = self.env.robot_velocity()
+        odom = Odometry()
+        odom.header.stamp = stamp
+        odom.header.frame_id = self.odom_frame
+        odom.child_frame_id = self.base_frame
+        odom.pose.pose.position.x, odom.pose.pose.position.y = float(x), float(y)
+        q = quaternion_from_yaw(float(yaw))
+        (odom.pose.pose.orientation.x, odom.pose.pose.orientation.y,
+         odom.pose.pose.orientation.z, odom.pose.pose.orientation.w) = q
+        odom.twist.twist.linear.x, odom.twist.twist.angular.z = float(v), float(w)
+        self.odom_pub.publish(odom)
+
+        if self.tf_pub is not None:
+            tf = TransformStamped()
+            tf.header = odom.header
+            tf.child_frame_id = self.base_frame
+            tf.transform.translation.x, tf.transform.translation.y = float(x), float(y)
+            (tf.transform.rotation.x, tf.transform.rotation.y,
+             tf.transform.rotation.z, tf.transform.rotation.w) = q
+            self.tf_pub.publish(TFMessage(transforms=[tf]))
+
+    def _image_msg(self, stamp, array: np.ndarray, encoding: str, bytes_per_pixel: int) -> Image:
+        """bytes_per_pixel counts all channels: 3 for rgb8, 4 for 32FC1."""
+        msg = Image()
+        msg.header.stamp = stamp
+        msg.header.frame_id = self.camera_frame
+        msg.height, msg.width = int(array.shape[0]), int(array.shape[1])
+        msg.encoding = encoding
+        msg.is_bigendian = 0
+        msg.step = msg.width * bytes_per_pixel
+        msg.data = np.ascontiguousarray(array).tobytes()
+        return msg
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = SimBridgeNode()
+        while rclpy.ok() and not node.finished:
+            rclpy.spin_once(node, timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.env.close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
