@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Install what recore_nav needs on a fresh Debian/Ubuntu machine, then run the demo or the tests.
+#   bash scripts/bootstrap.sh demo [recore-nav-sim args]   # embedded simulator + shipped policy over ROS 2
+#   bash scripts/bootstrap.sh test [pytest args]           # the test suite
+# System packages (Mesa EGL/OSMesa for offscreen rendering) come from apt when run as root.
+# ROS 2: a sourced ROS install ($ROS_DISTRO) is used as it is; otherwise ROS 2 Jazzy's PyPI wheels.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:-test}"; shift || true
+
+APT_PACKAGES=(libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "[bootstrap] apt-get install ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "[bootstrap] missing system packages (install them as root): ${missing[*]}" >&2
+  fi
+fi
+
+VENV="${RECORE_NAV_VENV:-.venv}"
+extras="cpu,sim"
+venv_flags=()
+if [ -n "${ROS_DISTRO:-}" ]; then
+  venv_flags+=(--system-site-packages)   # rclpy and messages from the ROS install
+else
+  extras+=",ros"
+fi
+[ "$mode" = test ] && extras+=",train,test"
+[ -x "$VENV/bin/python" ] || python3 -m venv "${venv_flags[@]}" "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+echo "[bootstrap] pip install -e .[$extras]"
+"$VENV/bin/python" -m pip install -q -e ".[$extras]"
+
+export MUJOCO_GL="${MUJOCO_GL:-egl}"
+export ROS_LOG_DIR="${ROS_LOG_DIR:-$PWD/.ros_log}"
+case "$mode" in
+  demo) exec "$VENV/bin/recore-nav-sim" "$@" ;;
+  test) exec "$VENV/bin/python" -m pytest -q "$@" ;;
+  *) echo "usage: $0 demo|test [args]" >&2; exit 2 ;;
+esac
