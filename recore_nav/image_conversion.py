@@ -1,0 +1,83 @@
+"""sensor_msgs/Image -> numpy RGB uint8 (H, W, 3) at the policy's image size.
+
+Accepted encodings: rgb8, bgr8, rgba8, bgra8, mono8. The message is checked first (encoding,
+sizes, buffer length against `step * height`), then converted by ROS 2's `cv_bridge` where it is
+installed, else by an exact numpy view of `data` that honours `step` (row padding). All accepted
+encodings have 8-bit channels, so `is_bigendian` does not change their bytes. Anything wrong is an
+`ImageConversionError` with a one-line reason; the caller decides what to do (the node stops).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+# encoding -> (channels, cv2 conversion to RGB or None when already RGB)
+ENCODINGS: dict[str, tuple[int, int | None]] = {
+    "rgb8": (3, None),
+    "bgr8": (3, cv2.COLOR_BGR2RGB),
+    "rgba8": (4, cv2.COLOR_RGBA2RGB),
+    "bgra8": (4, cv2.COLOR_BGRA2RGB),
+    "mono8": (1, cv2.COLOR_GRAY2RGB),
+}
+
+try:  # ROS 2's cv_bridge; PyPI's `cv-bridge` is the ROS 1 one and is not used (it breaks on numpy 2).
+    from cv_bridge import CvBridge as _CvBridge
+    _BRIDGE: Any = _CvBridge() if hasattr(_CvBridge, "imgmsg_to_cv2") else None
+except Exception:  # any import failure just means: no cv_bridge here
+    _BRIDGE = None
+
+
+class ImageConversionError(ValueError):
+    """An image message that cannot be used; the message is one line saying why."""
+
+
+def check_image_msg(msg: Any) -> int:
+    """Raise ImageConversionError unless the message is a usable image; return its channel count."""
+    if msg.encoding not in ENCODINGS:
+        raise ImageConversionError(f"unsupported encoding {msg.encoding!r} "
+                                   f"(accepted: {', '.join(ENCODINGS)})")
+    channels = ENCODINGS[msg.encoding][0]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height <= 0 or width <= 0:
+        raise ImageConversionError(f"empty image {width}x{height}")
+    if step < width * channels:
+        raise ImageConversionError(f"row step {step} is smaller than width {width} x {channels} channels")
+    if len(msg.data) != step * height:
+        raise ImageConversionError(f"buffer has {len(msg.data)} bytes, {msg.encoding} {width}x{height} "
+                                   f"with step {step} needs {step * height}")
+    return channels
+
+
+def image_msg_to_rgb(msg: Any) -> np.ndarray:
+    """The image as uint8 (height, width, 3) RGB at its own size."""
+    channels = check_image_msg(msg)
+    if _BRIDGE is not None:
+        try:
+            return np.ascontiguousarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
+        except Exception as err:  # noqa: BLE001 - cv_bridge raises its own types
+            raise ImageConversionError(f"cv_bridge could not convert the image: {err}") from None
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    # A view of the message buffer (no copy), rows `step` bytes apart, padding cut off.
+    rows = np.frombuffer(memoryview(msg.data), dtype=np.uint8).reshape(height, step)
+    pixels = rows[:, : width * channels].reshape(height, width, channels)
+    conversion = ENCODINGS[msg.encoding][1]
+    if conversion is None:
+        return np.ascontiguousarray(pixels)
+    return cv2.cvtColor(np.ascontiguousarray(pixels), conversion)
+
+
+def resize_rgb(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize to (height, width, 3): area averaging when shrinking (no aliasing), linear when growing."""
+    if rgb.shape[:2] == (height, width):
+        return rgb
+    shrinking = rgb.shape[0] >= height and rgb.shape[1] >= width
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(rgb, (width, height), interpolation=interpolation)
+
+
+def image_msg_to_policy_rgb(msg: Any, height: int, width: int) -> np.ndarray:
+    """The message as the policy's input: uint8 (height, width, 3) RGB."""
+    return resize_rgb(image_msg_to_rgb(msg), height, width)

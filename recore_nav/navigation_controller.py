@@ -1,0 +1,202 @@
+"""The navigation node's decisions, in plain Python: goal, staleness, safety stops, limits.
+
+`NavigationController` is fed inputs as they arrive (image, odometry, goal, each with the time it
+was received) and asked for a command once per control period with `tick(now)`. It returns zero
+velocity whenever it cannot drive safely (no goal, goal reached, missing, stale or invalid input,
+policy error) together with a status line that says why. The ROS node around it only converts
+messages; tests drive it directly with a real `PolicyRuntime`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from recore_nav.geometry import goal_in_robot_frame
+
+IDLE = "idle"
+NAVIGATING = "navigating"
+REACHED = "reached"
+STOPPED = "stopped"
+
+
+class Policy(Protocol):
+    """What the controller needs from a policy; `recore_nav.policy.PolicyRuntime` is one."""
+
+    def reset(self) -> None: ...
+
+    def step(self, rgb: np.ndarray, goal: np.ndarray, prev_action: np.ndarray | None = None) -> np.ndarray: ...
+
+
+@dataclass
+class ControllerConfig:
+    """Limits and timeouts; speeds in m/s and rad/s, accelerations in m/s^2 and rad/s^2, times in s."""
+
+    control_period: float = 0.1
+    goal_tolerance: float = 0.36
+    image_timeout: float = 0.5
+    odom_timeout: float = 0.5
+    action_linear_scale: float = 0.5    # m/s that action[0] = 1 means (the bundle's)
+    action_angular_scale: float = 1.5   # rad/s that action[1] = 1 means (the bundle's)
+    max_linear_speed: float = 0.5
+    max_angular_speed: float = 1.5
+    max_linear_accel: float = 1.0
+    max_angular_accel: float = 3.0
+
+
+@dataclass(frozen=True)
+class Command:
+    """What to publish this period: velocities and the status line."""
+
+    linear: float
+    angular: float
+    status: str
+
+    @property
+    def is_stop(self) -> bool:
+        return self.linear == 0.0 and self.angular == 0.0
+
+
+@dataclass
+class _Goal:
+    x: float
+    y: float
+    frame_id: str
+
+
+@dataclass
+class _Pose:
+    x: float
+    y: float
+    yaw: float
+    frame_id: str
+    received: float
+
+
+def limit_speed_change(previous: float, target: float, max_step: float) -> float:
+    """Speeding up is limited to max_step per period; slowing down and stopping are immediate."""
+    if previous * target < 0.0:
+        previous = 0.0  # reversing: stop now, then speed up the other way
+    if abs(target) <= abs(previous):
+        return target
+    return previous + max(-max_step, min(max_step, target - previous))
+
+
+class NavigationController:
+    """Drives toward one goal at a time with a policy; zero velocity whenever in doubt."""
+
+    def __init__(self, policy: Policy, config: ControllerConfig) -> None:
+        self.policy = policy
+        self.config = config
+        self._goal: _Goal | None = None
+        self._goal_rejection: str | None = None  # why the last goal was refused, until a good one
+        self._reached = False
+        self._pose: _Pose | None = None
+        self._odom_error: str | None = None
+        self._image: np.ndarray | None = None
+        self._image_error: str | None = None
+        self._image_received: float | None = None
+        self._linear = 0.0
+        self._angular = 0.0
+
+    # Inputs --------------------------------------------------------------------------------------
+    def set_goal(self, x: float, y: float, frame_id: str) -> str | None:
+        """Take a new goal (resets the policy's state); return why it was refused, or None."""
+        reason = None
+        if not (math.isfinite(x) and math.isfinite(y)):
+            reason = "goal position is not finite"
+        elif not frame_id:
+            reason = "goal has no frame_id"
+        elif self._pose is not None and frame_id != self._pose.frame_id:
+            reason = f"goal frame {frame_id!r} is not the odometry frame {self._pose.frame_id!r}"
+        # A refused goal still replaces the old one: the sender wanted the robot to stop going there.
+        self._goal = None if reason else _Goal(float(x), float(y), frame_id)
+        self._goal_rejection = reason
+        self._reached = False
+        self.policy.reset()
+        return reason
+
+    def cancel_goal(self) -> None:
+        self._goal, self._goal_rejection, self._reached = None, None, False
+
+    def set_odometry(self, x: float, y: float, yaw: float, frame_id: str, received: float) -> str | None:
+        """Take a pose; return why it is invalid (the robot then stops until a valid one), or None."""
+        if not all(math.isfinite(v) for v in (x, y, yaw)):
+            self._pose, self._odom_error = None, "odometry pose is not finite"
+        else:
+            self._pose, self._odom_error = _Pose(float(x), float(y), float(yaw), frame_id, received), None
+        return self._odom_error
+
+    def set_image(self, rgb: np.ndarray, received: float) -> None:
+        self._image, self._image_error, self._image_received = rgb, None, received
+
+    def set_image_error(self, reason: str, received: float) -> None:
+        """The newest image was unusable: stop until a good one arrives."""
+        self._image, self._image_error, self._image_received = None, reason, received
+
+    # Control -------------------------------------------------------------------------------------
+    def tick(self, now: float) -> Command:
+        """The command for this control period."""
+        status = self._goal_and_pose_status(now)
+        if status is not None:
+            return self._stop(status)
+        assert self._goal is not None and self._pose is not None
+        goal_vec = goal_in_robot_frame(self._pose.x, self._pose.y, self._pose.yaw, self._goal.x, self._goal.y)
+        if goal_vec[0] <= self.config.goal_tolerance:
+            self._reached = True
+            return self._stop(REACHED)
+        status = self._image_status(now)
+        if status is not None:
+            return self._stop(status)
+        assert self._image is not None
+        cfg = self.config
+        executed = np.array([self._linear / cfg.action_linear_scale,
+                             self._angular / cfg.action_angular_scale], dtype=np.float32)
+        try:
+            action = self.policy.step(self._image, goal_vec, prev_action=executed)
+        except ValueError as err:
+            return self._stop(f"{STOPPED}: policy error: {err}")
+        linear = float(np.clip(action[0] * cfg.action_linear_scale, -cfg.max_linear_speed, cfg.max_linear_speed))
+        angular = float(np.clip(action[1] * cfg.action_angular_scale, -cfg.max_angular_speed, cfg.max_angular_speed))
+        self._linear = limit_speed_change(self._linear, linear, cfg.max_linear_accel * cfg.control_period)
+        self._angular = limit_speed_change(self._angular, angular, cfg.max_angular_accel * cfg.control_period)
+        return Command(self._linear, self._angular, NAVIGATING)
+
+    def _goal_and_pose_status(self, now: float) -> str | None:
+        """Why the robot must not drive toward the goal now (the status line), or None."""
+        cfg = self.config
+        if self._goal_rejection is not None:
+            return f"{STOPPED}: goal rejected: {self._goal_rejection}"
+        if self._goal is None:
+            return IDLE
+        if self._reached:
+            return REACHED
+        if self._odom_error is not None:
+            return f"{STOPPED}: invalid odometry: {self._odom_error}"
+        if self._pose is None:
+            return f"{STOPPED}: no odometry"
+        if now - self._pose.received > cfg.odom_timeout:
+            return f"{STOPPED}: odometry older than {cfg.odom_timeout:g} s"
+        if self._goal.frame_id != self._pose.frame_id:
+            # The goal came before any odometry; now the frames can be compared.
+            reason = f"goal frame {self._goal.frame_id!r} is not the odometry frame {self._pose.frame_id!r}"
+            self._goal, self._goal_rejection = None, reason
+            return f"{STOPPED}: goal rejected: {reason}"
+        return None
+
+    def _image_status(self, now: float) -> str | None:
+        """Why the policy cannot see now (the status line), or None."""
+        if self._image_error is not None:
+            return f"{STOPPED}: invalid image: {self._image_error}"
+        if self._image is None:
+            return f"{STOPPED}: no image"
+        if self._image_received is not None and now - self._image_received > self.config.image_timeout:
+            return f"{STOPPED}: image older than {self.config.image_timeout:g} s"
+        return None
+
+    def _stop(self, status: str) -> Command:
+        self._linear = self._angular = 0.0
+        return Command(0.0, 0.0, status)

@@ -1,0 +1,64 @@
+"""The ROS 2 interface every recore_nav node shares: topic names, QoS profiles, DDS transport.
+
+Topic names are relative (so a namespace applies) and fixed; a robot with other names remaps
+them (`--ros-args -r cmd_vel:=/base/cmd_vel`, or `remappings=` in a launch file).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_profile_sensor_data)
+
+from recore_nav.resources import share_path
+
+IMAGE_TOPIC = "camera/image_raw"
+ODOM_TOPIC = "odom"
+GOAL_TOPIC = "goal_pose"
+CMD_VEL_TOPIC = "cmd_vel"
+STATUS_TOPIC = "navigation_status"
+
+# Camera: best effort (a late frame is worthless, never retransmit it), and depth 1: only the
+# newest frame is kept, so a fast camera cannot build a queue in front of a 10 Hz controller.
+IMAGE_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=1,
+    reliability=qos_profile_sensor_data.reliability, durability=qos_profile_sensor_data.durability)
+# Odometry: best effort depth 1 too; a best-effort subscription matches both reliable and
+# best-effort publishers, and only the newest pose matters.
+ODOM_QOS = IMAGE_QOS
+# Goals are rare and must not be lost: reliable. Volatile so an old goal is never replayed.
+GOAL_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                      reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+# Velocity commands: reliable (matches every subscriber, and a stop command is not dropped on a
+# lossy link) with depth 1 (a command that could not go out is replaced by the next, never queued).
+CMD_VEL_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                         reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+# Status is published on change only, so it is latched: a late subscriber gets the current one.
+STATUS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                        reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+FASTDDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
+
+
+def fastdds_profile_path() -> Path:
+    """The shipped Fast DDS profile: a 16 MB shared-memory segment plus UDPv4."""
+    return share_path("config", "fastdds_large_shm.xml")
+
+
+def use_large_shm_transport() -> str | None:
+    """Point Fast DDS at the shipped profile unless the user chose one; call before rclpy.init.
+
+    With Fast DDS's default 512 KB shared-memory segment, best-effort camera frames larger than a
+    few hundred KB mostly vanish; the 16 MB segment delivers them. Returns the profile in use.
+    """
+    rmw = os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    if rmw != "rmw_fastrtps_cpp":
+        return None
+    if FASTDDS_PROFILE_ENV not in os.environ:
+        path = fastdds_profile_path()
+        if not path.is_file():
+            return None
+        os.environ[FASTDDS_PROFILE_ENV] = str(path)
+    return os.environ[FASTDDS_PROFILE_ENV]
