@@ -1,0 +1,168 @@
+"""The ReCoRe agent: world model + actor-critic in imagination, one nn.Module, and the
+recurrent policy step that the robot runs. Every row of the paper's table is this agent under a
+different `config/train/<name>.yaml` (dreamer, recore_depth/seg/denoise and the ablations).
+
+API (stable; the training program, export and tests use exactly this):
+
+    cfg = training.config.load_config("config/train/recore_depth.yaml", overrides=["agent.batch_size=8"])
+    agent = Agent(cfg.agent, image_size=cfg.env.image_size, device="cpu")
+    info = agent.update(batch)      # one world-model update + one imagination update -> dict[str, float]
+        # batch: torch tensors [B, T, ...]: rgb uint8 [B,T,H,W,3], depth float32 [B,T,H,W,1],
+        # seg uint8/long [B,T,H,W], goal float32 [B,T,3], action float32 [B,T,2] (the action taken
+        # at t-1 that led into obs t), reward float32 [B,T] (received on arriving at obs t),
+        # is_first bool [B,T], is_terminal bool [B,T]. depth/seg are needed only by heads that use them.
+    state = agent.initial_state(batch_size)                 # float32 [B, agent.state_size], zeros
+    action, state = agent.policy_step(rgb, goal, prev_action, state, explore=True)
+        # rgb uint8 [B,H,W,3], goal [B,3], prev_action [B,2] (zeros after a reset) -> action [B,2] in [-1,1]
+    module = agent.policy_step_module()   # forward(rgb, goal, prev_action, state) -> (action, next_state);
+        # deterministic (explore=False), what ONNX export traces (opset 17, uint8 image in)
+    agent.optimizers                      # {"model", "actor", "critic"}: torch.optim.Adam
+    agent.optimizer_state_dict() / agent.load_optimizer_state_dict(d)
+    agent.state_dict() / load_state_dict()  # all weights, the target critic and the update counter
+    agent.aux_prediction(batch)           # {"aux/<head>": uint8 [K,H,2W,3]} target | prediction
+    agent.update_world_model(batch) -> (info, posterior); agent.update_behavior(posterior) -> info
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from recore_nav.geometry import ACTION_DIM, GOAL_DIM
+from training.behavior import ActorCritic
+from training.config import AgentConfig
+from training.world_model import WorldModel
+
+BATCH_KEYS = ("rgb", "goal", "action", "reward", "is_first", "is_terminal")
+
+
+class PolicyStep(nn.Module):
+    """One filtering step of the RSSM and the actor's action, as one graph.
+
+    forward(rgb uint8 [B,H,W,3], goal [B,3], prev_action [B,2], state [B,S]) -> (action [B,2], state [B,S]).
+    With explore=False the posterior and the action are their modes, so the step is deterministic
+    and free of data-dependent control flow (what torch.onnx.export traces)."""
+
+    def __init__(self, world_model: WorldModel, actor: nn.Module, explore: bool = False):
+        super().__init__()
+        self.world_model, self.actor, self.explore = world_model, actor, explore
+
+    def forward(self, rgb: torch.Tensor, goal: torch.Tensor, prev_action: torch.Tensor, state: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        rssm = self.world_model.rssm
+        deter, stoch = rssm.split(state)
+        embed_goal = self.world_model.embed(rgb, goal)
+        deter, stoch = rssm.obs_step(deter, stoch, prev_action, embed_goal, sample=self.explore)
+        feat = torch.cat([deter, stoch], -1)
+        policy = self.actor(torch.cat([feat, goal], -1))
+        action = policy.rsample_with_log_prob()[0] if self.explore else policy.mode()
+        return action, feat
+
+
+class Agent(nn.Module):
+    """ReCoRe (or DreamerV2 and the ablations, by configuration) for point-goal navigation from
+    RGB and a robot-frame goal: a world model trained on replayed sequences and a continuous
+    actor-critic trained in its imagination."""
+
+    def __init__(self, cfg: AgentConfig, image_size: int = 64, device: str | torch.device = "cpu"):
+        super().__init__()
+        self.cfg, self.image_size = cfg, image_size
+        self.device = torch.device(device)
+        self.world_model = WorldModel(cfg.world_model, cfg.representation, image_size)
+        self.behavior = ActorCritic(cfg.behavior, self.world_model.feat_size)
+        self.to(self.device)
+        wm, beh = cfg.world_model, cfg.behavior
+        self.optimizers = {
+            "model": torch.optim.AdamW(self.world_model.parameters(), lr=wm.lr, eps=wm.eps,
+                                       weight_decay=wm.weight_decay, foreach=True),
+            "actor": torch.optim.Adam(self.behavior.actor.parameters(), lr=beh.actor_lr, eps=beh.eps, foreach=True),
+            "critic": torch.optim.Adam(self.behavior.critic.parameters(), lr=beh.critic_lr, eps=beh.eps, foreach=True),
+        }
+        self._actor_params = list(self.behavior.actor.parameters())
+        self._step_module = PolicyStep(self.world_model, self.behavior.actor, explore=False)
+        self._explore_module = PolicyStep(self.world_model, self.behavior.actor, explore=True)
+
+    @property
+    def state_size(self) -> int:
+        return self.world_model.rssm.state_size
+
+    # -- acting ---------------------------------------------------------------------------
+    def initial_state(self, batch_size: int) -> torch.Tensor:
+        return torch.zeros(batch_size, self.state_size, device=self.device)
+
+    @torch.inference_mode()
+    def policy_step(self, rgb: torch.Tensor, goal: torch.Tensor, prev_action: torch.Tensor, state: torch.Tensor,
+                    explore: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        rgb, goal, prev_action, state = (torch.as_tensor(x).to(self.device) for x in (rgb, goal, prev_action, state))
+        if rgb.dtype != torch.uint8 or rgb.dim() != 4 or rgb.shape[-1] != 3:
+            raise ValueError(f"rgb must be uint8 [B,H,W,3], got {rgb.dtype} {tuple(rgb.shape)}")
+        module = self._explore_module if explore else self._step_module
+        return module(rgb, goal.float(), prev_action.float(), state.float())
+
+    def policy_step_module(self) -> PolicyStep:
+        """The deterministic step as an nn.Module sharing this agent's weights (export traces it)."""
+        return self._step_module
+
+    # -- learning -------------------------------------------------------------------------
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One world-model update, then one actor-critic update from all B*T posterior states."""
+        model_info, posterior = self.update_world_model(batch)
+        behavior_info = self.update_behavior(posterior)
+        return to_floats({**model_info, **behavior_info})
+
+    def update_world_model(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        batch = self._prepare(batch)
+        loss, info, posterior = self.world_model.loss(batch)
+        info["model_grad_norm"] = self._step("model", loss, list(self.world_model.parameters()),
+                                             self.cfg.world_model.grad_clip)
+        return info, posterior
+
+    def update_behavior(self, posterior: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self.behavior.update_target()
+        actor_loss, critic_loss, info = self.behavior.loss(self.world_model, posterior)
+        clip = self.cfg.behavior.grad_clip
+        # inputs= keeps the actor's backward from computing world-model and critic weight gradients.
+        info["actor_grad_norm"] = self._step("actor", actor_loss, self._actor_params, clip)
+        info["critic_grad_norm"] = self._step("critic", critic_loss, list(self.behavior.critic.parameters()), clip)
+        return info
+
+    def _step(self, name: str, loss: torch.Tensor, params: list[nn.Parameter], clip: float) -> torch.Tensor:
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward(inputs=params)
+        norm = nn.utils.clip_grad_norm_(params, clip, foreach=True)
+        optimizer.step()
+        return norm.detach()
+
+    def _prepare(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        missing = [k for k in BATCH_KEYS if k not in batch]
+        rep = self.cfg.representation
+        if rep.aux_target in ("depth", "seg") and rep.aux_target not in batch:
+            missing.append(rep.aux_target)
+        if missing:
+            raise KeyError(f"batch lacks {', '.join(missing)}")
+        rgb = batch["rgb"]
+        if rgb.dtype != torch.uint8 or rgb.dim() != 5 or tuple(rgb.shape[2:]) != (self.image_size, self.image_size, 3):
+            raise ValueError(f"batch rgb must be uint8 [B,T,{self.image_size},{self.image_size},3], "
+                             f"got {rgb.dtype} {tuple(rgb.shape)}")
+        if batch["goal"].shape[-1] != GOAL_DIM or batch["action"].shape[-1] != ACTION_DIM:
+            raise ValueError(f"goal must end in {GOAL_DIM} and action in {ACTION_DIM}")
+        return {k: torch.as_tensor(v).to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    # -- checkpoints and summaries --------------------------------------------------------
+    def optimizer_state_dict(self) -> dict[str, dict]:
+        return {name: opt.state_dict() for name, opt in self.optimizers.items()}
+
+    def load_optimizer_state_dict(self, state: dict[str, dict]) -> None:
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state[name])
+
+    def aux_prediction(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.world_model.aux_prediction(self._prepare(batch))
+
+
+def to_floats(info: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Scalars to Python floats with one device synchronisation."""
+    keys = list(info)
+    values = torch.stack([torch.as_tensor(info[k], dtype=torch.float32).reshape(()).to("cpu") for k in keys]).tolist()
+    return dict(zip(keys, values))

@@ -1,0 +1,104 @@
+"""Goal-conditioned actor-critic learned in the world model's imagination (DreamerV2, continuous).
+
+From every posterior state of a replayed batch the actor rolls the prior forward `horizon` steps;
+lambda-returns from predicted rewards, continuation and a slow target critic train the critic
+(regression) and the actor (dynamics backpropagation through the straight-through RSSM, plus
+entropy). Actor and critic see [feat, goal]; imagined states take their goal from the goal head.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from recore_nav.geometry import ACTION_DIM, GOAL_DIM
+from training.config import BehaviorConfig
+from training.networks import Actor, mlp
+from training.world_model import WorldModel
+
+
+def lambda_return(reward: torch.Tensor, value: torch.Tensor, discount: torch.Tensor, lam: float) -> torch.Tensor:
+    """TD(lambda) targets for states 0..H-1.
+
+    reward, discount [H, N]: received on arriving at states 1..H; value [H+1, N] for states 0..H.
+    R_H = v_H;  R_t = r_{t+1} + d_{t+1} ((1 - lam) v_{t+1} + lam R_{t+1}).
+    """
+    inputs = reward + discount * (1.0 - lam) * value[1:]
+    last = value[-1]
+    returns = []
+    for t in reversed(range(reward.shape[0])):
+        last = inputs[t] + discount[t] * lam * last
+        returns.append(last)
+    return torch.stack(returns[::-1])
+
+
+class ActorCritic(nn.Module):
+    """Actor, critic and slow target critic; `update(world_model, posterior)` trains both once."""
+
+    def __init__(self, cfg: BehaviorConfig, feat_size: int):
+        super().__init__()
+        self.cfg = cfg
+        self.actor = Actor(feat_size + GOAL_DIM, ACTION_DIM, cfg.units, cfg.layers, cfg.actor_min_std, cfg.actor_init_std)
+        self.critic = mlp(feat_size + GOAL_DIM, cfg.units, cfg.layers, 1)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+
+    def imagine(self, world_model: WorldModel, deter: torch.Tensor, stoch: torch.Tensor, goal: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Roll the prior from N start states: feats [H+1, N, F], goals [H+1, N, 3], action
+        log-probabilities [H, N]. Gradients flow from the states back into the actions."""
+        rssm, goal_head = world_model.rssm, world_model.heads["goal"]
+        feats, goals, log_probs = [torch.cat([deter, stoch], -1)], [goal], []
+        for _ in range(self.cfg.horizon):
+            # The actor's input is detached (DreamerV2): its gradient comes through the returns.
+            policy = self.actor(torch.cat([feats[-1], goals[-1]], -1).detach())
+            action, log_prob = policy.rsample_with_log_prob()
+            deter, stoch = rssm.img_step(deter, stoch, action)
+            feat = torch.cat([deter, stoch], -1)
+            feats.append(feat)
+            goals.append(goal_head(feat))
+            log_probs.append(log_prob)
+        return torch.stack(feats), torch.stack(goals), torch.stack(log_probs)
+
+    def loss(self, world_model: WorldModel, posterior: dict[str, torch.Tensor]
+             ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """(actor_loss, critic_loss, info) from imagination started at every posterior state."""
+        cfg = self.cfg
+        deter = posterior["deter"].flatten(0, 1)
+        stoch = posterior["stoch"].flatten(0, 1)
+        goal = posterior["goal"].flatten(0, 1)
+        start_cont = posterior["cont"].flatten()
+        feats, goals, log_probs = self.imagine(world_model, deter, stoch, goal)
+        inputs = torch.cat([feats, goals], -1)                                   # [H+1, N, F+3]
+
+        reward = world_model.heads["reward"](feats[1:]).squeeze(-1)             # [H, N]
+        value = self.target_critic(inputs).squeeze(-1)                          # [H+1, N]
+        with torch.no_grad():
+            discount = cfg.gamma * torch.sigmoid(world_model.heads["cont"](feats[1:].detach()).squeeze(-1))
+            # Weight of each imagined state: the chance it is still inside the episode.
+            weight = torch.cumprod(torch.cat([start_cont[None], discount[:-1]], 0), 0)
+        returns = lambda_return(reward, value, discount, cfg.lam)               # [H, N]
+        entropy = -log_probs
+        actor_loss = -(weight * (returns + cfg.entropy_scale * entropy)).mean()
+
+        critic_value = self.critic(inputs[:-1].detach()).squeeze(-1)
+        critic_loss = (weight * 0.5 * (critic_value - returns.detach()).square()).mean()
+        info = {
+            "actor_loss": actor_loss.detach(),
+            "critic_loss": critic_loss.detach(),
+            "actor_entropy": entropy.detach().mean(),
+            "imag_return": returns.detach().mean(),
+            "imag_reward": reward.detach().mean(),
+            "critic_value": critic_value.detach().mean(),
+        }
+        return actor_loss, critic_loss, info
+
+    def update_target(self) -> None:
+        """Hard (fraction 1) or Polyak copy into the target critic every `slow_target_every` updates."""
+        if int(self.updates) % self.cfg.slow_target_every == 0:
+            with torch.no_grad():
+                for target, source in zip(self.target_critic.parameters(), self.critic.parameters()):
+                    target.lerp_(source, self.cfg.slow_target_fraction)
+        self.updates += 1

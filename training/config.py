@@ -1,0 +1,227 @@
+"""Training configuration: a tree of dataclasses grouped by concern, loaded from YAML.
+
+Defaults are DreamerV2's published sizes (deterministic state 200, stochastic 32x32 discrete,
+CNN depth 32, MLPs of 400 units, batch 16 x 50, imagination horizon 15). A recipe in
+`config/train/<name>.yaml` overrides only what differs; `--set a.b=c` overrides win over it:
+
+    cfg = load_config("config/train/recore_depth.yaml", overrides=["agent.batch_size=8"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+AUX_TARGETS = ("none", "depth", "seg", "denoise")
+
+
+class ConfigError(ValueError):
+    """A recipe or override that does not fit the configuration tree."""
+
+
+@dataclass
+class EnvConfig:
+    name: str = "embedded"          # embedded (MuJoCo) or igibson
+    image_size: int = 64
+    num_envs: int = 4
+    train_split: str = "train"
+    eval_splits: tuple[str, ...] = ("train", "ood")
+    max_episode_steps: int = 500
+
+
+@dataclass
+class RunConfig:
+    total_steps: int = 1_000_000    # environment steps, summed over environments
+    prefill_steps: int = 5_000      # random-policy steps before the first update
+    train_ratio: int = 512          # replayed steps per environment step (DreamerV3 convention)
+    replay_capacity: int = 1_000_000
+    eval_every: int = 50_000
+    eval_episodes: int = 10
+    checkpoint_every: int = 10_000
+    log_every: int = 1_000
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass
+class WorldModelConfig:
+    deter: int = 200                # GRU state
+    stoch: int = 32                 # stochastic variables
+    classes: int = 32               # categories per variable; 0 selects a Gaussian of `stoch` dims
+    hidden: int = 200               # RSSM hidden layers
+    cnn_depth: int = 32
+    mlp_units: int = 400
+    mlp_layers: int = 4             # reward and continuation heads
+    min_std: float = 0.1            # Gaussian stochastic state only
+    kl_balance: float = 0.8
+    kl_free: float = 1.0            # free nats, on the batch mean (DreamerV2 free_avg)
+    kl_scale: float = 1.0
+    reward_scale: float = 1.0
+    cont_scale: float = 1.0
+    goal_scale: float = 1.0
+    lr: float = 3e-4
+    eps: float = 1e-5
+    weight_decay: float = 1e-6
+    grad_clip: float = 100.0
+
+
+@dataclass
+class RepresentationConfig:
+    """What replaces (or is) pixel reconstruction: the rows of the paper's table."""
+    contrastive: bool = True        # InfoNCE: posterior feature vs. embedding of an intervened view
+    contrastive_scale: float = 1.0
+    temperature: float = 0.1
+    projection_dim: int = 256
+    aux_target: str = "depth"       # intervention-invariant head: none | depth | seg | denoise
+    aux_scale: float = 1.0
+    seg_classes: int = 4
+    denoise_std: float = 0.2        # Gaussian pixel noise on the encoder input, in [0,1] units
+    reconstruct_rgb: bool = False   # DreamerV2 pixel decoder (dreamer and no-aux+rgb rows)
+    rgb_scale: float = 1.0
+    augment_inputs: bool = False    # the world model sees intervened images (the +da row)
+    # The style intervention: colour jitter per sequence, random shift per frame.
+    shift_pad: int = 4
+    brightness: float = 0.3
+    contrast: float = 0.3
+    saturation: float = 0.3
+    hue: float = 0.1                # fraction of a full turn
+
+
+@dataclass
+class BehaviorConfig:
+    horizon: int = 15
+    gamma: float = 0.99
+    lam: float = 0.95
+    units: int = 400
+    layers: int = 4
+    actor_lr: float = 8e-5
+    critic_lr: float = 8e-5
+    eps: float = 1e-5
+    grad_clip: float = 100.0
+    entropy_scale: float = 1e-4
+    actor_min_std: float = 0.1
+    actor_init_std: float = 1.0
+    slow_target_every: int = 100    # updates between hard copies into the target critic
+    slow_target_fraction: float = 1.0
+
+
+@dataclass
+class AgentConfig:
+    method: str = "recore_depth"
+    batch_size: int = 16
+    seq_len: int = 50
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    representation: RepresentationConfig = field(default_factory=RepresentationConfig)
+    behavior: BehaviorConfig = field(default_factory=BehaviorConfig)
+
+
+@dataclass
+class TrainConfig:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    rep, wm = cfg.agent.representation, cfg.agent.world_model
+    if rep.aux_target not in AUX_TARGETS:
+        raise ConfigError(f"agent.representation.aux_target must be one of {AUX_TARGETS}, not {rep.aux_target!r}")
+    if cfg.env.image_size % 16 or cfg.env.image_size < 32:
+        raise ConfigError(f"env.image_size must be a multiple of 16 and at least 32, not {cfg.env.image_size}")
+    if not (rep.contrastive or rep.reconstruct_rgb or rep.aux_target != "none"):
+        raise ConfigError("the representation needs at least one of contrastive, reconstruct_rgb, aux_target")
+    if wm.classes < 0 or wm.stoch <= 0 or wm.deter <= 0:
+        raise ConfigError("agent.world_model needs stoch > 0, deter > 0 and classes >= 0")
+    if cfg.agent.seq_len < 2 or cfg.agent.batch_size < 1:
+        raise ConfigError("agent.seq_len must be at least 2 and agent.batch_size at least 1")
+    return cfg
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    """A dataclass from a nested dict, refusing unknown keys with their dotted path."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where or 'config'} must be a mapping, not {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        path = f"{where}.{key}" if where else key
+        if key not in fields:
+            raise ConfigError(f"unknown config key {path!r} (known: {', '.join(fields)})")
+        default = getattr(cls(), key)
+        if dataclasses.is_dataclass(default):
+            kwargs[key] = _build(type(default), value, path)
+        elif isinstance(default, tuple):
+            kwargs[key] = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{path} must be true or false, not {value!r}")
+            kwargs[key] = value
+        elif isinstance(default, (int, float)):
+            kwargs[key] = _number(type(default), value, path)
+        else:
+            kwargs[key] = str(value)
+    return cls(**kwargs)
+
+
+def _number(kind: type, value: Any, path: str) -> int | float:
+    # YAML reads 1e6 as a string; accept it, refuse what is not a number.
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{path} must be a number, not {value!r}") from None
+    if kind is int:
+        if number != int(number):
+            raise ConfigError(f"{path} must be an integer, not {value!r}")
+        return int(number)
+    return number
+
+
+def _set_dotted(tree: dict[str, Any], override: str) -> None:
+    if "=" not in override:
+        raise ConfigError(f"override {override!r} must look like a.b=value")
+    key, raw = override.split("=", 1)
+    parts = key.strip().split(".")
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {override!r}: {part} is not a section")
+    node[parts[-1]] = yaml.safe_load(raw)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """The TrainConfig of a YAML recipe (None: the defaults) with `a.b=value` overrides applied."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must hold a mapping at the top level")
+        tree = loaded
+    for override in overrides:
+        _set_dotted(tree, override)
+    return validate(_build(TrainConfig, tree, ""))
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain dict (YAML/JSON-ready) of a config dataclass; tuples become lists."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+    return plain(dataclasses.asdict(cfg))
+
+
+def config_from_dict(tree: dict[str, Any]) -> TrainConfig:
+    """Inverse of config_to_dict (for checkpoints and policy bundles)."""
+    return validate(_build(TrainConfig, tree, ""))

@@ -1,0 +1,184 @@
+"""Building blocks of the world model and the actor-critic: CNN encoder and decoder, MLPs,
+the layer-normalised GRU cell, action distribution and the image intervention.
+
+Images enter as uint8 [..., H, W, 3] and are converted once, inside, to float [-0.5, 0.5]
+in channels-last memory (the fast convolution layout on a CPU).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def image_to_float(rgb: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, H, W, 3] -> float [N, 3, H, W] in [-0.5, 0.5], channels-last memory."""
+    return (rgb.permute(0, 3, 1, 2).float() * (1.0 / 255.0) - 0.5).contiguous(memory_format=torch.channels_last)
+
+
+class ConvEncoder(nn.Module):
+    """DreamerV2's encoder: four 4x4 stride-2 convolutions (depth x 1, 2, 4, 8), ELU, flattened."""
+
+    def __init__(self, depth: int, image_size: int, in_channels: int = 3):
+        super().__init__()
+        layers, channels = [], in_channels
+        for i in range(4):
+            layers += [nn.Conv2d(channels, depth * 2 ** i, 4, 2), nn.ELU()]
+            channels = depth * 2 ** i
+        self.net = nn.Sequential(*layers).to(memory_format=torch.channels_last)
+        size = image_size
+        for _ in range(4):
+            size = (size - 4) // 2 + 1
+        self.out_dim = channels * size * size
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """float [N, C, H, W] -> [N, out_dim]."""
+        return self.net(image).flatten(1)
+
+
+class ConvDecoder(nn.Module):
+    """DreamerV2's decoder: features -> 1x1 x 32*depth -> transposed convolutions -> 64x64 map,
+    resized to the image size when that is not 64."""
+
+    def __init__(self, feat_dim: int, depth: int, out_channels: int, image_size: int):
+        super().__init__()
+        self.linear = nn.Linear(feat_dim, 32 * depth)
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(32 * depth, 4 * depth, 5, 2), nn.ELU(),
+            nn.ConvTranspose2d(4 * depth, 2 * depth, 5, 2), nn.ELU(),
+            nn.ConvTranspose2d(2 * depth, depth, 6, 2), nn.ELU(),
+            nn.ConvTranspose2d(depth, out_channels, 6, 2),
+        ).to(memory_format=torch.channels_last)
+        self.image_size = image_size
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        """[N, feat_dim] -> [N, out_channels, image_size, image_size]."""
+        x = self.linear(feat)[:, :, None, None].contiguous(memory_format=torch.channels_last)
+        x = self.net(x)
+        if self.image_size != 64:
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
+        return x
+
+
+def mlp(in_dim: int, units: int, layers: int, out_dim: int) -> nn.Sequential:
+    """`layers` hidden ELU layers of `units`, then a linear output."""
+    modules, dim = [], in_dim
+    for _ in range(layers):
+        modules += [nn.Linear(dim, units), nn.ELU()]
+        dim = units
+    modules.append(nn.Linear(dim, out_dim))
+    return nn.Sequential(*modules)
+
+
+class LayerNormGRUCell(nn.Module):
+    """DreamerV2's GRU: one fused linear for the three gates, layer norm, update bias -1."""
+
+    def __init__(self, in_dim: int, deter: int):
+        super().__init__()
+        self.linear = nn.Linear(in_dim + deter, 3 * deter, bias=False)
+        self.norm = nn.LayerNorm(3 * deter)
+        self.deter = deter
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        gates = self.norm(self.linear(torch.cat([x, h], -1)))
+        reset, cand, update = gates.split(self.deter, -1)
+        cand = torch.tanh(torch.sigmoid(reset) * cand)
+        update = torch.sigmoid(update - 1.0)
+        return update * cand + (1.0 - update) * h
+
+
+class TanhNormal:
+    """Normal squashed by tanh (Dreamer's continuous actor); the mode is tanh(mean)."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
+        self.mean, self.std = mean, std
+
+    def mode(self) -> torch.Tensor:
+        return torch.tanh(self.mean)
+
+    def rsample_with_log_prob(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterised sample and its log-probability (summed over action dims)."""
+        noise = torch.randn_like(self.mean)
+        pre_tanh = self.mean + self.std * noise
+        action = torch.tanh(pre_tanh)
+        log_prob = (-0.5 * noise.square() - self.std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+        # log|d tanh(u)/du| = 2 (log 2 - u - softplus(-2u)), numerically stable.
+        log_prob = log_prob - (2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))).sum(-1)
+        return action, log_prob
+
+
+class Actor(nn.Module):
+    """Continuous actor on [feat, goal]: tanh-Normal with learned std (Dreamer)."""
+
+    def __init__(self, in_dim: int, action_dim: int, units: int, layers: int, min_std: float, init_std: float):
+        super().__init__()
+        self.net = mlp(in_dim, units, layers, 2 * action_dim)
+        self.min_std = min_std
+        self.raw_init_std = math.log(math.exp(init_std) - 1.0)
+
+    def forward(self, x: torch.Tensor) -> TanhNormal:
+        mean, std = self.net(x).chunk(2, -1)
+        mean = 5.0 * torch.tanh(mean / 5.0)  # keeps tanh out of saturation
+        std = F.softplus(std + self.raw_init_std) + self.min_std
+        return TanhNormal(mean, std)
+
+
+def _rgb_to_yiq() -> torch.Tensor:
+    return torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+class StyleIntervention(nn.Module):
+    """ReCoRe's intervention on appearance: colour jitter (brightness, contrast, saturation, hue)
+    drawn once per sequence, and a random shift (pad + crop) drawn per frame. Geometry-bearing
+    targets (depth, segmentation) are left untouched, so they are invariant to it."""
+
+    def __init__(self, shift_pad: int, brightness: float, contrast: float, saturation: float, hue: float):
+        super().__init__()
+        self.pad, self.brightness, self.contrast = shift_pad, brightness, contrast
+        self.saturation, self.hue = saturation, hue
+        yiq = _rgb_to_yiq()
+        self.register_buffer("yiq", yiq, persistent=False)
+        self.register_buffer("yiq_inv", torch.linalg.inv(yiq), persistent=False)
+
+    def forward(self, image: torch.Tensor, batch: int) -> torch.Tensor:
+        """float [B*T, 3, H, W] in [-0.5, 0.5] -> an intervened copy, same shape and layout."""
+        n, _, h, w = image.shape
+        time = n // batch
+        dev = image.device
+
+        def per_sequence(scale: float, centre: float) -> torch.Tensor:
+            draw = centre + scale * (2.0 * torch.rand(batch, 1, device=dev) - 1.0)
+            return draw.expand(batch, time).reshape(n)
+
+        x = image + 0.5
+        # Hue rotation and saturation in YIQ space; both are one 3x3 colour matrix per sequence.
+        angle = per_sequence(self.hue * 2 * math.pi, 0.0)
+        sat = per_sequence(self.saturation, 1.0)
+        cos, sin = torch.cos(angle) * sat, torch.sin(angle) * sat
+        one, zero = torch.ones_like(cos), torch.zeros_like(cos)
+        rot = torch.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], -1).view(n, 3, 3)
+        colour = self.yiq_inv @ rot @ self.yiq                                     # [n, 3, 3]
+        x = torch.einsum("nij,njhw->nihw", colour, x)
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * per_sequence(self.contrast, 1.0).view(n, 1, 1, 1) + mean
+        x = x + per_sequence(self.brightness, 0.0).view(n, 1, 1, 1)
+        x = x.clamp(0.0, 1.0) - 0.5
+        if self.pad > 0:
+            x = random_shift(x, self.pad)
+        return x.contiguous(memory_format=torch.channels_last)
+
+
+def random_shift(image: torch.Tensor, pad: int) -> torch.Tensor:
+    """DrQ's shift: replicate-pad by `pad` and crop back at a random integer offset per image."""
+    n, c, h, w = image.shape
+    padded = F.pad(image, (pad, pad, pad, pad), mode="replicate")
+    dy = torch.randint(0, 2 * pad + 1, (n, 1, 1), device=image.device)
+    dx = torch.randint(0, 2 * pad + 1, (n, 1, 1), device=image.device)
+    rows = (torch.arange(h, device=image.device).view(1, h, 1) + dy).expand(n, h, w)
+    cols = (torch.arange(w, device=image.device).view(1, 1, w) + dx).expand(n, h, w)
+    flat = rows * (w + 2 * pad) + cols                                              # [n, h, w]
+    gathered = padded.reshape(n, c, -1).gather(2, flat.view(n, 1, h * w).expand(n, c, h * w))
+    return gathered.view(n, c, h, w)

@@ -1,0 +1,315 @@
+"""ReCoRe world model: a DreamerV2 RSSM whose representation is learned without pixel
+reconstruction, by a contrastive loss under a style intervention, regularised by an
+intervention-invariant auxiliary head (depth, segmentation or denoising).
+
+The same class is every row of the paper's table: `RepresentationConfig` switches the
+contrastive loss, the auxiliary target, DreamerV2's RGB decoder and input augmentation on or off.
+The goal (distance, cos, sin in the robot frame) enters the posterior beside the image embedding
+and is predicted by a head, so imagined states carry a goal.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from recore_nav.geometry import ACTION_DIM, GOAL_DIM
+from training.config import RepresentationConfig, WorldModelConfig
+from training.networks import ConvDecoder, ConvEncoder, LayerNormGRUCell, StyleIntervention, image_to_float, mlp
+
+DEPTH_MAX_M = 10.0  # depth targets are clipped to this range and scaled to [0, 1]
+
+
+class RSSM(nn.Module):
+    """Recurrent state-space model. State = (deter [.., D], stoch [.., Z]) with Z = stoch * classes
+    (one-hot categoricals, straight-through) or stoch (Gaussian). `stats` are the logits
+    [.., stoch, classes] or the (mean, std) pair [.., 2 * stoch]."""
+
+    def __init__(self, cfg: WorldModelConfig, embed_dim: int, action_dim: int = ACTION_DIM):
+        super().__init__()
+        self.discrete = cfg.classes > 0
+        self.stoch, self.classes, self.deter = cfg.stoch, cfg.classes, cfg.deter
+        self.stoch_flat = cfg.stoch * cfg.classes if self.discrete else cfg.stoch
+        stats_dim = self.stoch_flat if self.discrete else 2 * cfg.stoch
+        self.min_std = cfg.min_std
+        # img_in = ELU(W [stoch, action]); the two halves are separate so the action half runs
+        # once for the whole sequence instead of once a step.
+        self.img_in_stoch = nn.Linear(self.stoch_flat, cfg.hidden)
+        self.img_in_action = nn.Linear(action_dim, cfg.hidden, bias=False)
+        self.gru = LayerNormGRUCell(cfg.hidden, cfg.deter)
+        self.img_out = nn.Sequential(nn.Linear(cfg.deter, cfg.hidden), nn.ELU(), nn.Linear(cfg.hidden, stats_dim))
+        # obs_out = ELU(W [deter, embed, goal]); the embed half is precomputed for all steps.
+        self.obs_in_deter = nn.Linear(cfg.deter, cfg.hidden, bias=False)
+        self.obs_in_embed = nn.Linear(embed_dim + GOAL_DIM, cfg.hidden)
+        self.obs_out = nn.Linear(cfg.hidden, stats_dim)
+
+    @property
+    def state_size(self) -> int:
+        return self.deter + self.stoch_flat
+
+    def split(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return state[..., :self.deter], state[..., self.deter:]
+
+    # -- distributions --------------------------------------------------------------------
+    def sample(self, stats: torch.Tensor) -> torch.Tensor:
+        if self.discrete:
+            logits = stats.view(*stats.shape[:-1], self.stoch, self.classes)
+            probs = torch.softmax(logits, -1)
+            gumbel = -torch.log(-torch.log(torch.rand_like(probs).clamp_(1e-20, 1.0)))
+            index = (logits.detach() + gumbel).argmax(-1)
+            one_hot = F.one_hot(index, self.classes).to(probs.dtype)
+            return (one_hot + probs - probs.detach()).flatten(-2)
+        mean, std = self._mean_std(stats)
+        return mean + std * torch.randn_like(mean)
+
+    def mode(self, stats: torch.Tensor) -> torch.Tensor:
+        """Deterministic stoch (export-friendly: a comparison, not argmax + one_hot)."""
+        if self.discrete:
+            logits = stats.view(*stats.shape[:-1], self.stoch, self.classes)
+            return (logits >= logits.amax(-1, keepdim=True)).to(stats.dtype).flatten(-2)
+        return self._mean_std(stats)[0]
+
+    def _mean_std(self, stats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, std = stats.chunk(2, -1)
+        return mean, F.softplus(std) + self.min_std
+
+    def kl(self, lhs: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+        """KL(lhs || rhs) per state, summed over stochastic variables."""
+        if self.discrete:
+            shape = (*lhs.shape[:-1], self.stoch, self.classes)
+            log_p, log_q = F.log_softmax(lhs.view(shape), -1), F.log_softmax(rhs.view(shape), -1)
+            return (log_p.exp() * (log_p - log_q)).sum((-2, -1))
+        (m1, s1), (m2, s2) = self._mean_std(lhs), self._mean_std(rhs)
+        return (torch.log(s2 / s1) + (s1.square() + (m1 - m2).square()) / (2 * s2.square()) - 0.5).sum(-1)
+
+    # -- steps ----------------------------------------------------------------------------
+    def img_step(self, deter: torch.Tensor, stoch: torch.Tensor, action: torch.Tensor,
+                 sample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prior step: (deter, stoch, action) -> (next deter, next stoch)."""
+        x = F.elu(self.img_in_stoch(stoch) + self.img_in_action(action))
+        deter = self.gru(x, deter)
+        stats = self.img_out(deter)
+        return deter, self.sample(stats) if sample else self.mode(stats)
+
+    def obs_step(self, deter: torch.Tensor, stoch: torch.Tensor, action: torch.Tensor, embed_goal: torch.Tensor,
+                 sample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior (filtering) step for one observation; used by the policy."""
+        x = F.elu(self.img_in_stoch(stoch) + self.img_in_action(action))
+        deter = self.gru(x, deter)
+        stats = self.obs_out(F.elu(self.obs_in_deter(deter) + self.obs_in_embed(embed_goal)))
+        return deter, self.sample(stats) if sample else self.mode(stats)
+
+    def observe(self, embed_goal: torch.Tensor, prev_action: torch.Tensor, is_first: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Filter a batch of sequences from a zero state.
+
+        embed_goal [B, T, E+3], prev_action [B, T, A], is_first [B, T] ->
+        deter [B, T, D], stoch [B, T, Z], posterior stats, prior stats (both [B, T, *]).
+        """
+        batch, time = is_first.shape
+        keep = (~is_first).to(embed_goal.dtype).unsqueeze(-1)                   # [B, T, 1]
+        # Everything that does not depend on the recurrence runs once over all T.
+        action_in = self.img_in_action(prev_action * keep) + self.img_in_stoch.bias
+        embed_in = self.obs_in_embed(embed_goal)
+        w_stoch = self.img_in_stoch.weight
+        deter = embed_goal.new_zeros(batch, self.deter)
+        stoch = embed_goal.new_zeros(batch, self.stoch_flat)
+        deters, stochs, post_stats = [], [], []
+        for t in range(time):
+            k = keep[:, t]
+            deter, stoch = deter * k, stoch * k
+            x = F.elu(torch.addmm(action_in[:, t], stoch, w_stoch.t()))
+            deter = self.gru(x, deter)
+            stats = self.obs_out(F.elu(self.obs_in_deter(deter) + embed_in[:, t]))
+            stoch = self.sample(stats)
+            deters.append(deter)
+            stochs.append(stoch)
+            post_stats.append(stats)
+        deters_t = torch.stack(deters, 1)
+        prior_stats = self.img_out(deters_t)   # the prior depends only on deter: one big matmul
+        return deters_t, torch.stack(stochs, 1), torch.stack(post_stats, 1), prior_stats
+
+
+class WorldModel(nn.Module):
+    """Encoder + RSSM + heads (reward, continuation, goal, and the representation heads).
+
+    `loss(batch)` returns (loss, info, posterior) where posterior holds the detached states the
+    actor-critic starts imagining from."""
+
+    def __init__(self, cfg: WorldModelConfig, rep: RepresentationConfig, image_size: int):
+        super().__init__()
+        self.cfg, self.rep, self.image_size = cfg, rep, image_size
+        self.encoder = ConvEncoder(cfg.cnn_depth, image_size)
+        self.rssm = RSSM(cfg, self.encoder.out_dim)
+        feat = self.rssm.state_size
+        heads: dict[str, nn.Module] = {
+            "reward": mlp(feat, cfg.mlp_units, cfg.mlp_layers, 1),
+            "cont": mlp(feat, cfg.mlp_units, cfg.mlp_layers, 1),
+            "goal": mlp(feat, cfg.mlp_units, 2, GOAL_DIM),
+        }
+        aux_channels = {"depth": 1, "seg": rep.seg_classes, "denoise": 3}
+        if rep.aux_target != "none":
+            heads[rep.aux_target] = ConvDecoder(feat, cfg.cnn_depth, aux_channels[rep.aux_target], image_size)
+        if rep.reconstruct_rgb:
+            heads["rgb"] = ConvDecoder(feat, cfg.cnn_depth, 3, image_size)
+        if rep.contrastive:
+            heads["proj_feat"] = mlp(feat, rep.projection_dim, 1, rep.projection_dim)
+            heads["proj_embed"] = mlp(self.encoder.out_dim, rep.projection_dim, 1, rep.projection_dim)
+        self.heads = nn.ModuleDict(heads)
+        self.intervention = StyleIntervention(rep.shift_pad, rep.brightness, rep.contrast, rep.saturation, rep.hue)
+
+    @property
+    def feat_size(self) -> int:
+        return self.rssm.state_size
+
+    # -- pieces ---------------------------------------------------------------------------
+    def encoder_input(self, clean: torch.Tensor, batch: int) -> torch.Tensor:
+        """What the posterior sees: the clean image, a noisy one (denoising), or an intervened one (+da)."""
+        x = clean
+        if self.rep.aux_target == "denoise":
+            x = (x + self.rep.denoise_std * torch.randn_like(x)).clamp(-0.5, 0.5)
+        if self.rep.augment_inputs:
+            x = self.intervention(x, batch)
+        return x
+
+    def embed(self, rgb: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """uint8 [N, H, W, 3], goal [N, 3] -> posterior input [N, E+3] (no augmentation)."""
+        return torch.cat([self.encoder(image_to_float(rgb)), goal], -1)
+
+    def contrastive_loss(self, feat: torch.Tensor, embed_aug: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """InfoNCE between the posterior feature of each frame and the embedding of its intervened
+        view; the other B*T - 1 frames are the negatives. Symmetric, cosine similarity / temperature."""
+        query = F.normalize(self.heads["proj_feat"](feat), dim=-1)
+        key = F.normalize(self.heads["proj_embed"](embed_aug), dim=-1)
+        logits = query @ key.t() / self.rep.temperature
+        labels = torch.arange(len(logits), device=logits.device)
+        loss = 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
+        with torch.no_grad():
+            dim = key.shape[-1]
+            info = {
+                "contrastive_loss": loss,
+                "contrastive_accuracy": (logits.argmax(-1) == labels).float().mean(),
+                "logits_pos": logits.diagonal().mean(),
+                "logits_neg": (logits.sum() - logits.diagonal().sum()) / max(1, logits.numel() - len(logits)),
+                # Collapse detectors: 1 for an isotropic spread on the sphere, 0 when collapsed.
+                "embed_std": key.std(0).mean() * dim ** 0.5,
+                "feat_proj_std": query.std(0).mean() * dim ** 0.5,
+            }
+        return loss, info
+
+    def aux_loss(self, feat: torch.Tensor, batch: dict[str, torch.Tensor], clean: torch.Tensor
+                 ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The intervention-invariant head (and DreamerV2's RGB decoder where configured);
+        per-image sums over pixels, as DreamerV2's image log-likelihood."""
+        total = feat.new_zeros(())
+        info: dict[str, float] = {}
+        for name in ("depth", "seg", "denoise", "rgb"):
+            if name not in self.heads:
+                continue
+            pred = self.heads[name](feat)
+            target = self.aux_target(name, batch, clean)
+            if name == "seg":
+                loss = F.cross_entropy(pred, target, reduction="none").sum((-2, -1)).mean()
+                with torch.no_grad():
+                    info["seg_accuracy"] = (pred.argmax(1) == target).float().mean()
+            else:
+                loss = 0.5 * (pred - target).square().sum((1, 2, 3)).mean()
+            scale = self.rep.rgb_scale if name == "rgb" else self.rep.aux_scale
+            info[f"{name}_loss"] = loss.detach()
+            total = total + scale * loss
+        return total, info
+
+    def aux_target(self, name: str, batch: dict[str, torch.Tensor], clean: torch.Tensor) -> torch.Tensor:
+        """Target of a decoder head: depth [N,1,H,W] in [0,1], seg [N,H,W] class ids, rgb [N,3,H,W]."""
+        if name == "depth":
+            depth = batch["depth"].flatten(0, 1).permute(0, 3, 1, 2).float()
+            return torch.nan_to_num(depth, nan=0.0, posinf=DEPTH_MAX_M).clamp(0.0, DEPTH_MAX_M) / DEPTH_MAX_M
+        if name == "seg":
+            # Ids beyond the head's classes fall into the last class ("other").
+            return batch["seg"].flatten(0, 1).long().clamp(0, self.rep.seg_classes - 1)
+        return clean
+
+    # -- the loss -------------------------------------------------------------------------
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float], dict[str, torch.Tensor]]:
+        rgb, goal = batch["rgb"], batch["goal"].float()
+        b, t = rgb.shape[:2]
+        clean = image_to_float(rgb.flatten(0, 1))
+        inputs = self.encoder_input(clean, b)
+        n = b * t
+        if self.rep.contrastive:
+            # Both views through the encoder in one call: one large convolution beats two.
+            views = torch.cat([inputs, self.intervention(clean, b)], 0)
+            embeds = self.encoder(views)
+            embed, embed_aug = embeds[:n], embeds[n:]
+        else:
+            embed, embed_aug = self.encoder(inputs), None
+        embed_goal = torch.cat([embed.view(b, t, -1), goal], -1)
+        deter, stoch, post, prior = self.rssm.observe(embed_goal, batch["action"].float(), batch["is_first"].bool())
+        feat = torch.cat([deter, stoch], -1).flatten(0, 1)                        # [N, F]
+
+        kl_loss, info = self.kl_loss(post, prior)
+        # reward/cont/goal heads: one matmul chain over all N states (the MLPs share nothing).
+        reward_pred = self.heads["reward"](feat).squeeze(-1)
+        cont_logit = self.heads["cont"](feat).squeeze(-1)
+        goal_pred = self.heads["goal"](feat)
+        reward_loss = 0.5 * (reward_pred - batch["reward"].float().flatten()).square().mean()
+        cont_target = 1.0 - batch["is_terminal"].float().flatten()
+        cont_loss = F.binary_cross_entropy_with_logits(cont_logit, cont_target)
+        goal_loss = 0.5 * (goal_pred - goal.flatten(0, 1)).square().sum(-1).mean()
+        loss = (self.cfg.kl_scale * kl_loss + self.cfg.reward_scale * reward_loss
+                + self.cfg.cont_scale * cont_loss + self.cfg.goal_scale * goal_loss)
+        info.update(reward_loss=reward_loss.detach(), cont_loss=cont_loss.detach(), goal_loss=goal_loss.detach())
+
+        if self.rep.contrastive:
+            cl_loss, cl_info = self.contrastive_loss(feat, embed_aug)
+            loss = loss + self.rep.contrastive_scale * cl_loss
+            info.update(cl_info)
+        aux, aux_info = self.aux_loss(feat, batch, clean)
+        loss = loss + aux
+        info.update(aux_info)
+        with torch.no_grad():
+            info["embed_raw_std"] = embed.std(0).mean()
+            info["model_loss"] = loss.detach()
+        posterior = {"deter": deter.detach(), "stoch": stoch.detach(), "goal": goal,
+                     "cont": cont_target.view(b, t)}
+        return loss, info, posterior
+
+    def kl_loss(self, post: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """DreamerV2 KL balancing: train the prior toward the posterior (weight `balance`) faster
+        than the posterior toward the prior, each term with free nats on its batch mean."""
+        kl_prior = self.rssm.kl(post.detach(), prior).mean()
+        kl_post = self.rssm.kl(post, prior.detach()).mean()
+        free = self.cfg.kl_free
+        balance = self.cfg.kl_balance
+        loss = balance * kl_prior.clamp(min=free) + (1 - balance) * kl_post.clamp(min=free)
+        return loss, {"kl": kl_prior.detach(), "kl_loss": loss.detach()}
+
+    @torch.no_grad()
+    def aux_prediction(self, batch: dict[str, torch.Tensor], frames: int = 8) -> dict[str, torch.Tensor]:
+        """uint8 [K, H, 2W, 3] images, target | prediction side by side, for each decoder head,
+        from the first sequence of `batch` (for TensorBoard's add_images with NHWC)."""
+        rgb = batch["rgb"][:1]
+        t = min(frames, rgb.shape[1])
+        sub = {k: v[:1, :t] for k, v in batch.items()}
+        clean = image_to_float(sub["rgb"].flatten(0, 1))
+        embed = self.encoder(self.encoder_input(clean, 1))
+        embed_goal = torch.cat([embed.view(1, t, -1), sub["goal"].float()], -1)
+        deter, stoch, _, _ = self.rssm.observe(embed_goal, sub["action"].float(), sub["is_first"].bool())
+        feat = torch.cat([deter, stoch], -1).flatten(0, 1)
+        images = {}
+        for name in ("depth", "seg", "denoise", "rgb"):
+            if name not in self.heads:
+                continue
+            pred, target = self.heads[name](feat), self.aux_target(name, sub, clean)
+            if name == "seg":
+                scale = 255.0 / max(1, self.rep.seg_classes - 1)
+                pred = (pred.argmax(1, keepdim=True).float() * scale / 255.0).expand(-1, 3, -1, -1)
+                target = (target[:, None].float() * scale / 255.0).expand(-1, 3, -1, -1)
+            elif name == "depth":
+                pred, target = pred.expand(-1, 3, -1, -1), target.expand(-1, 3, -1, -1)
+            else:
+                pred, target = pred + 0.5, target + 0.5
+            pair = torch.cat([target, pred], -1).clamp(0, 1)
+            images[f"aux/{name}"] = (pair * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+        return images
