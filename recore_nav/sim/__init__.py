@@ -54,11 +54,15 @@ room). Geodesic distances come from the layout rasterised at 5 cm, inflated by t
 (0.18 m) plus 2 cm, 16-connected Dijkstra from the goal once per episode. Seeds make layouts,
 appearance, episodes and (for sim2real) noise reproducible.
 
+Registered with gymnasium as ENV_ID = "recore_nav/PointNav-v0" (same keyword arguments).
+
 Processes: rendering uses one OpenGL context per process (MUJOCO_GL=egl unless set; osmesa works
 too). `make_vector_env(n, split, seed)` runs n envs in spawned processes (never fork after GL).
 """
 
 import os
+
+import gymnasium as gym
 
 # Before mujoco is imported anywhere in this package: headless rendering, and llvmpipe in the
 # calling thread (measured fastest on CPU machines, NOTES.md).
@@ -72,7 +76,13 @@ from recore_nav.sim.scene import DEPTH_MAX, NUM_SEG_CLASSES, SEG_CLASSES, RobotS
 from recore_nav.sim.top_down import render_top_down  # noqa: E402
 from recore_nav.sim.vector import make_vector_env  # noqa: E402
 
+# gymnasium.make("recore_nav/PointNav-v0", split=..., image_size=...) works too.
+ENV_ID = "recore_nav/PointNav-v0"
+if ENV_ID not in gym.registry:
+    gym.register(ENV_ID, entry_point="recore_nav.sim.env:PointNavEnv")
+
 __all__ = [
+    "ENV_ID",
     "PointNavEnv", "TaskConfig", "LayoutConfig", "Layout", "TraversabilityMap", "RobotSpec", "Sim2RealShift",
     "SPLITS", "SEG_CLASSES", "NUM_SEG_CLASSES", "DEPTH_MAX", "render_top_down", "make_vector_env",
 ]

@@ -69,9 +69,10 @@ def _overlap(a: tuple[Interval, ...], b: tuple[Interval, ...]) -> bool:
     return any(lo_a < hi_b and lo_b < hi_a for lo_a, hi_a in a for lo_b, hi_b in b)
 
 
-def check_splits_disjoint() -> None:
-    """Raise AssertionError if `train` and `ood` share a texture kind, hue or light level."""
-    train, ood = SPLIT_RANGES["train"], SPLIT_RANGES["ood"]
+def check_splits_disjoint(train: SplitRanges | None = None, ood: SplitRanges | None = None) -> None:
+    """Raise AssertionError if `train` and `ood` (default: the module's) share a texture kind,
+    a hue or a light level."""
+    train, ood = train or SPLIT_RANGES["train"], ood or SPLIT_RANGES["ood"]
     assert not set(train.texture_kinds) & set(ood.texture_kinds), "texture kinds overlap"
     assert not _overlap(train.hue_intervals, ood.hue_intervals), "hue intervals overlap"
     assert not _overlap(train.light_diffuse, ood.light_diffuse), "light diffuse intervals overlap"

@@ -74,6 +74,10 @@ class PointNavEnv(gym.Env):
         self.robot = robot or RobotSpec(radius=self.layout_config.robot_radius)
         if abs(self.robot.radius - self.layout_config.robot_radius) > 1e-9:
             raise ValueError("robot.radius must equal layout_config.robot_radius (the map inflates by it)")
+        longest = self.layout_config.num_rooms[1] * 2.0 * self.layout_config.room_size[1]
+        if fixed_layout is None and self.task.min_goal_distance > longest:
+            raise ValueError(f"min_goal_distance {self.task.min_goal_distance} m cannot occur in layouts of at most "
+                             f"{self.layout_config.num_rooms[1]} rooms of {self.layout_config.room_size[1]} m")
         self.render_mode = render_mode
         self.control_dt = self.task.control_dt
         self.max_linear_speed = self.task.max_linear_speed
@@ -85,7 +89,8 @@ class PointNavEnv(gym.Env):
             "rgb": gym.spaces.Box(0, 255, (s, s, 3), np.uint8),
             "depth": gym.spaces.Box(0.0, DEPTH_MAX, (s, s, 1), np.float32),
             "seg": gym.spaces.Box(0, NUM_SEG_CLASSES - 1, (s, s), np.uint8),
-            "goal": gym.spaces.Box(np.array([0.0, -1.0, -1.0], np.float32), np.array([np.inf, 1.0, 1.0], np.float32),
+            "goal": gym.spaces.Box(np.array([0.0, -1.0, -1.0], np.float32),
+                                   np.array([self._max_goal_distance(fixed_layout), 1.0, 1.0], np.float32),
                                    (GOAL_DIM,), np.float32),
         })
         self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
@@ -230,6 +235,14 @@ class PointNavEnv(gym.Env):
         return self._geodesic_distance
 
     # -- internals ---------------------------------------------------------------------------
+    def _max_goal_distance(self, fixed_layout: Layout | None) -> float:
+        """Bound of the goal distance: the diagonal of the largest possible layout."""
+        if fixed_layout is not None:
+            b = fixed_layout.bounds
+            return float(math.ceil(math.hypot(b.x1 - b.x0, b.y1 - b.y0)))
+        c = self.layout_config
+        return float(math.ceil(math.sqrt(2.0) * c.num_rooms[1] * c.room_size[1]))
+
     def _new_scene(self, rng: np.random.Generator) -> None:
         if self._fixed_layout is not None:
             self.layout = self._fixed_layout

@@ -8,8 +8,10 @@ on that context, which costs a few ms where a new `mujoco.Renderer` costs 110-15
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
+import weakref
 from dataclasses import dataclass
 
 import mujoco
@@ -144,6 +146,18 @@ def geom_classes(model: mujoco.MjModel) -> np.ndarray:
 # Rendering
 
 _GL = {"context": None, "pid": None}
+_OPEN_CAMERAS: weakref.WeakSet = weakref.WeakSet()
+
+
+def _free_gl_at_exit() -> None:
+    # Free GL objects while the interpreter and the EGL display still work (the GL wrappers'
+    # own __del__ fails at shutdown). Registered after the context exists, so it runs before
+    # the EGL backend's own exit handler.
+    for camera in list(_OPEN_CAMERAS):
+        camera.close()
+    if _GL["context"] is not None and _GL["pid"] == os.getpid():
+        _GL["context"].free()
+    _GL["context"] = None
 
 
 def _process_gl_context():
@@ -157,6 +171,7 @@ def _process_gl_context():
         context = GLContext(64, 64)   # MuJoCo renders into its own framebuffer; this size is irrelevant
         context.make_current()
         _GL["context"], _GL["pid"] = context, os.getpid()
+        atexit.register(_free_gl_at_exit)
     return _GL["context"]
 
 
@@ -179,6 +194,7 @@ class EgocentricCamera:
         self._rgb = np.empty((image_size, image_size, 3), dtype=np.uint8)
         self._raw_depth = np.empty((image_size, image_size), dtype=np.float32)
         self._ids = np.empty((image_size, image_size, 3), dtype=np.uint8)
+        _OPEN_CAMERAS.add(self)
 
     def bind(self, model: mujoco.MjModel) -> None:
         self._gl.make_current()
