@@ -1,7 +1,11 @@
 """PointNavEnv on the real MuJoCo simulator and renderer: the environment contract of ARCHITECTURE.md."""
 
 import math
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -178,6 +182,34 @@ def test_out_of_range_action_is_clipped():
     assert env.robot_velocity()[0] == pytest.approx(env.max_linear_speed, abs=0.02)
     with pytest.raises(ValueError):
         env.step(np.zeros(3, np.float32))
+
+
+def test_robot_velocity_follows_the_scaled_action():
+    env = corridor_env()
+    env.reset(options={"start": (1.0, 0.6, 0.0), "goal": (5.0, 0.6)})
+    for _ in range(3):
+        env.step(np.array([0.5, -0.4], np.float32))
+    v, w = env.robot_velocity()
+    assert v == pytest.approx(0.5 * env.max_linear_speed, abs=0.01)
+    assert w == pytest.approx(-0.4 * env.max_angular_speed, abs=0.02)
+    assert env.robot_pose()[2] == pytest.approx(-0.4 * env.max_angular_speed * 3 * env.control_dt, abs=0.03)
+
+
+def test_renders_the_same_with_osmesa():
+    """MUJOCO_GL=osmesa in a fresh process gives the same observation as this process's EGL."""
+    script = ("import numpy as np; from recore_nav.sim import PointNavEnv; "
+              "o, _ = PointNavEnv(image_size=32, seed=5).reset(); "
+              "print(int(o['rgb'].astype(np.int64).sum()), int(o['seg'].astype(np.int64).sum()), "
+              "float(o['depth'].sum()))")
+    env_vars = {**os.environ, "MUJOCO_GL": "osmesa", "PYOPENGL_PLATFORM": "osmesa",
+                "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-c", script], env=env_vars, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rgb_sum, seg_sum, depth_sum = out.stdout.split()
+    obs, _ = PointNavEnv(image_size=32, seed=5).reset()
+    assert int(rgb_sum) == int(obs["rgb"].astype(np.int64).sum())
+    assert int(seg_sum) == int(obs["seg"].astype(np.int64).sum())
+    assert float(depth_sum) == pytest.approx(float(obs["depth"].sum()), rel=1e-4)
 
 
 def test_shortest_path_expert_reaches_goals():

@@ -159,7 +159,10 @@ class PointNavEnv(gym.Env):
                 command = self._pending_commands.pop(0)
         self.data.ctrl[:] = (command[0] * self.max_linear_speed, 0.0, command[1] * self.max_angular_speed)
         x0, y0, _ = self.robot_pose()
-        mujoco.mj_step(self.model, self.data, nstep=self._substeps)
+        collision = False
+        for _ in range(self._substeps):          # contacts checked every substep: grazes count too
+            mujoco.mj_step(self.model, self.data)
+            collision = collision or self._in_collision()
         if not np.all(np.isfinite(self.data.qpos)):
             raise RuntimeError("simulation diverged (non-finite state)")
 
@@ -167,7 +170,6 @@ class PointNavEnv(gym.Env):
         self.steps += 1
         self.path_length += math.hypot(x - x0, y - y0)
         self.path.append((x, y))
-        collision = self._in_collision()
         self.collisions += int(collision)
         geodesic = self.geodesic.distance_at(x, y)
         reward = self._geodesic_distance - geodesic
@@ -210,7 +212,7 @@ class PointNavEnv(gym.Env):
         qv, yaw = self.data.qvel, float(self.data.qpos[2])
         return float(math.cos(yaw) * qv[0] + math.sin(yaw) * qv[1]), float(qv[2])
 
-    def oracle_action(self, lookahead: float = 0.4) -> np.ndarray:
+    def oracle_action(self, lookahead: float = 0.25) -> np.ndarray:
         """The shortest-path expert: steer toward a point `lookahead` m down the geodesic field."""
         x, y, yaw = self.robot_pose()
         gx, gy = self.goal_position
@@ -306,11 +308,10 @@ class PointNavEnv(gym.Env):
         return np.clip(a, -1.0, 1.0)
 
     def _in_collision(self) -> bool:
-        contact = self.data.contact
-        for k in range(self.data.ncon):
-            if (contact.geom1[k] == self._robot_geom or contact.geom2[k] == self._robot_geom) and contact.dist[k] < 1e-3:
-                return True
-        return False
+        # Only the robot's geom can collide (floor and ceiling have no contact bits), so any
+        # penetrating contact is the robot touching a wall or an obstacle.
+        data = self.data
+        return data.ncon > 0 and bool(np.any(data.contact.dist[:data.ncon] < 1e-3))
 
     def _observe(self) -> dict[str, np.ndarray]:
         rgb, depth, seg = self._camera.render(self.data)

@@ -206,6 +206,7 @@ class EgocentricCamera:
         self._scene = mujoco.MjvScene(model, maxgeom=model.ngeom + 16)
         self._camera.fixedcamid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, self.camera_name)
         self._classes = geom_classes(model)
+        self._lut: np.ndarray | None = None
         # Reverse-Z depth buffer -> metres (as mujoco.Renderer does), constants per model.
         near = np.float32(model.vis.map.znear * model.stat.extent)
         far = np.float32(model.vis.map.zfar * model.stat.extent)
@@ -227,12 +228,15 @@ class EgocentricCamera:
         scene.flags[mujoco.mjtRndFlag.mjRND_SEGMENT] = False
         scene.flags[mujoco.mjtRndFlag.mjRND_IDCOLOR] = False
 
-        # Scene geoms -> model geoms -> classes (the scene's order is not the model's).
-        lut = np.full(scene.ngeom + 1, SEG_OTHER, dtype=np.uint8)
-        for k in range(scene.ngeom):
-            geom = scene.geoms[k]
-            if geom.objtype == mujoco.mjtObj.mjOBJ_GEOM and geom.segid >= 0:
-                lut[geom.segid + 1] = self._classes[geom.objid]
+        # Scene geoms -> model geoms -> classes (the scene's order is not the model's). A scene
+        # of static geoms keeps its order from frame to frame, so the table is built once.
+        if self._lut is None or len(self._lut) != scene.ngeom + 1:
+            self._lut = np.full(scene.ngeom + 1, SEG_OTHER, dtype=np.uint8)
+            for k in range(scene.ngeom):
+                geom = scene.geoms[k]
+                if geom.objtype == mujoco.mjtObj.mjOBJ_GEOM and geom.segid >= 0:
+                    self._lut[geom.segid + 1] = self._classes[geom.objid]
+        lut = self._lut
         ids = self._ids.astype(np.int32)
         ids = ids[..., 0] | (ids[..., 1] << 8) | (ids[..., 2] << 16)
         seg = lut[np.minimum(ids, scene.ngeom)][::-1]
