@@ -2,8 +2,9 @@
 
 Accepted encodings: rgb8, bgr8, rgba8, bgra8, mono8. The message is checked first (encoding,
 sizes, buffer length against `step * height`), then converted by ROS 2's `cv_bridge` where it is
-installed, else by an exact numpy view of `data` that honours `step` (row padding). All accepted
-encodings have 8-bit channels, so `is_bigendian` does not change their bytes. Anything wrong is an
+installed (and works: a broken one is dropped at its first failure), else by an exact numpy view
+of `data` that honours `step` (row padding). All accepted encodings have 8-bit channels, so
+`is_bigendian` does not change their bytes. Anything wrong is an
 `ImageConversionError` with a one-line reason; the caller decides what to do (the node stops).
 """
 
@@ -23,7 +24,9 @@ ENCODINGS: dict[str, tuple[int, int | None]] = {
     "mono8": (1, cv2.COLOR_GRAY2RGB),
 }
 
-try:  # ROS 2's cv_bridge; PyPI's `cv-bridge` is the ROS 1 one and is not used (it breaks on numpy 2).
+# ROS 2's cv_bridge where installed. PyPI's `cv-bridge` is ROS 1's and fails under numpy 2: such a
+# bridge fails on its first (already checked) image and is dropped for the numpy conversion.
+try:
     from cv_bridge import CvBridge as _CvBridge
     _BRIDGE: Any = _CvBridge() if hasattr(_CvBridge, "imgmsg_to_cv2") else None
 except Exception:  # any import failure just means: no cv_bridge here
@@ -53,12 +56,17 @@ def check_image_msg(msg: Any) -> int:
 
 def image_msg_to_rgb(msg: Any) -> np.ndarray:
     """The image as uint8 (height, width, 3) RGB at its own size."""
+    global _BRIDGE
     channels = check_image_msg(msg)
     if _BRIDGE is not None:
         try:
-            return np.ascontiguousarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
-        except Exception as err:  # noqa: BLE001 - cv_bridge raises its own types
-            raise ImageConversionError(f"cv_bridge could not convert the image: {err}") from None
+            rgb = _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8")
+            if rgb.shape == (msg.height, msg.width, 3) and rgb.dtype == np.uint8:
+                return np.ascontiguousarray(rgb)
+        except Exception:  # noqa: BLE001 - e.g. ROS 1's cv_bridge from PyPI under numpy 2
+            pass
+        # The message was checked above, so the bridge itself is broken here: stop using it.
+        _BRIDGE = None
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     # A view of the message buffer (no copy), rows `step` bytes apart, padding cut off.
     rows = np.frombuffer(memoryview(msg.data), dtype=np.uint8).reshape(height, step)
