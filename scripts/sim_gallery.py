@@ -40,7 +40,7 @@ def contact_sheet(split: str, samples: int, size: int, seed: int, tile: int) -> 
     columns = []
     for k in range(samples):
         obs, _ = env.reset(seed=seed + k)
-        for _ in range(5 + 3 * k):       # a few expert steps, so views are not all from a start
+        for _ in range(8 + 4 * k):       # some expert steps, so views are not all from a start
             obs, _, terminated, truncated, _ = env.step(env.oracle_action())
             if terminated or truncated:
                 break

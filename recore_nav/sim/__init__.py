@@ -28,8 +28,9 @@ the env's life), never passed to the physics. A wrongly shaped action raises Val
 Task (iGibson point-goal): the start and goal are reachable cells at geodesic distance in
 [TaskConfig.min_goal_distance 1 m, max_goal_distance 10 m]; success (terminated) when the robot's
 centre is within 0.36 m of the goal; truncated after max_steps. Reward per step = decrease in
-geodesic distance to the goal + 10 on success - 0.1 if the robot is in contact with a wall or
-obstacle. Walls stop the robot through physics contacts.
+geodesic distance to the goal + 10 on success - 0.1 if the robot touched a wall or obstacle in any
+physics substep of the step. Walls stop the robot through physics contacts (the robot is a
+0.18 m radius cylinder on planar joints, driven by body-frame velocity servos).
 
 `info`: success, collision (this step), collisions (episode count), geodesic_distance,
 shortest_path_length (geodesic at the start), path_length (driven), spl (success * shortest /
@@ -38,8 +39,8 @@ goal_position (x, y), invalid_actions (episode count), steps.
 
 For the ROS bridge, baselines and evaluation: `env.robot_pose()` -> (x, y, yaw),
 `env.robot_velocity()` -> (v, w) body frame, `env.goal_position` (x, y), `env.control_dt`,
-`env.max_linear_speed`, `env.max_angular_speed`, `env.oracle_action()` (shortest-path expert
-following the geodesic field), `env.top_down_map()` (uint8 picture: occupancy, paths, robot,
+`env.max_linear_speed`, `env.max_angular_speed`, `env.oracle_action(lookahead=0.25)` (shortest-path
+expert: steers to a point 0.25 m down the geodesic field; ~100% success, SPL ~1), `env.top_down_map()` (uint8 picture: occupancy, paths, robot,
 goal; see `top_down.render_top_down`), `env.geodesic_distance`, `env.path`, `env.layout`,
 `env.traversability` (grid maps, `geodesic_field`).
 
