@@ -136,14 +136,18 @@ class NavigationNode(Node):
             self.get_logger().info(f"new goal ({position.x:.2f}, {position.y:.2f}) in {msg.header.frame_id!r}")
 
     def _on_control_tick(self) -> None:
-        if self._image_msg is not None:
-            msg, self._image_msg = self._image_msg, None
-            try:
-                rgb = image_msg_to_policy_rgb(msg, self.runtime.spec.image_height, self.runtime.spec.image_width)
-                self.controller.set_image(rgb, self._image_received)
-            except ImageConversionError as err:
-                self.controller.set_image_error(str(err), self._image_received)
-        command = self.controller.tick(self._now())
+        try:
+            if self._image_msg is not None:
+                msg, self._image_msg = self._image_msg, None
+                try:
+                    rgb = image_msg_to_policy_rgb(msg, self.runtime.spec.image_height, self.runtime.spec.image_width)
+                    self.controller.set_image(rgb, self._image_received)
+                except ImageConversionError as err:
+                    self.controller.set_image_error(str(err), self._image_received)
+            command = self.controller.tick(self._now())
+        except Exception as err:  # noqa: BLE001 - one failed step must stop the robot, not kill the node
+            first_line = (str(err).strip().splitlines() or [""])[0]
+            command = self.controller.stop(f"{STOPPED}: error: {type(err).__name__}: {first_line}")
         twist = Twist()
         twist.linear.x, twist.angular.z = command.linear, command.angular
         self.cmd_vel_pub.publish(twist)

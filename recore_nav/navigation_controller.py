@@ -119,9 +119,6 @@ class NavigationController:
         self.policy.reset()
         return reason
 
-    def cancel_goal(self) -> None:
-        self._goal, self._goal_rejection, self._reached = None, None, False
-
     def set_odometry(self, x: float, y: float, yaw: float, frame_id: str, received: float) -> str | None:
         """Take a pose; return why it is invalid (the robot then stops until a valid one), or None."""
         if not all(math.isfinite(v) for v in (x, y, yaw)):
@@ -142,15 +139,15 @@ class NavigationController:
         """The command for this control period."""
         status = self._goal_and_pose_status(now)
         if status is not None:
-            return self._stop(status)
+            return self.stop(status)
         assert self._goal is not None and self._pose is not None
         goal_vec = goal_in_robot_frame(self._pose.x, self._pose.y, self._pose.yaw, self._goal.x, self._goal.y)
         if goal_vec[0] <= self.config.goal_tolerance:
             self._reached = True
-            return self._stop(REACHED)
+            return self.stop(REACHED)
         status = self._image_status(now)
         if status is not None:
-            return self._stop(status)
+            return self.stop(status)
         assert self._image is not None
         cfg = self.config
         executed = np.array([self._linear / cfg.action_linear_scale,
@@ -158,7 +155,7 @@ class NavigationController:
         try:
             action = self.policy.step(self._image, goal_vec, prev_action=executed)
         except ValueError as err:
-            return self._stop(f"{STOPPED}: policy error: {err}")
+            return self.stop(f"{STOPPED}: policy error: {err}")
         linear = float(np.clip(action[0] * cfg.action_linear_scale, -cfg.max_linear_speed, cfg.max_linear_speed))
         angular = float(np.clip(action[1] * cfg.action_angular_scale, -cfg.max_angular_speed, cfg.max_angular_speed))
         self._linear = limit_speed_change(self._linear, linear, cfg.max_linear_accel * cfg.control_period)
@@ -197,6 +194,7 @@ class NavigationController:
             return f"{STOPPED}: image older than {self.config.image_timeout:g} s"
         return None
 
-    def _stop(self, status: str) -> Command:
+    def stop(self, status: str) -> Command:
+        """Zero velocity now (speeding up again starts from zero), with this status."""
         self._linear = self._angular = 0.0
         return Command(0.0, 0.0, status)
