@@ -187,18 +187,23 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
 
 
 def main(args: list[str] | None = None) -> int:
-    use_large_shm_transport()
+    dds_profile = use_large_shm_transport()
     # Our own SIGINT/SIGTERM handling: rclpy's handler shuts the context down before we could
     # publish the last zero Twist; ours unwinds `spin` and leaves the context up for it.
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         node = NavigationNode()
-    except (BundleError, ValueError, InvalidParameterTypeException) as err:
+    except (BundleError, ValueError, InvalidParameterTypeException, OSError) as err:
         # A bad bundle or parameter file: one line saying why, and no node driving blind.
         rclpy.logging.get_logger(NODE_NAME).fatal(" ".join(str(err).split()))
         rclpy.try_shutdown()
         return 1
+    except KeyboardInterrupt:  # stopped while loading
+        rclpy.try_shutdown()
+        return 0
+    if dds_profile:
+        node.get_logger().info(f"Fast DDS profile {dds_profile}")
     try:
         # Single-threaded on purpose: callbacks only store messages and the timer does all the work
         # (a policy step is about a millisecond), so nothing runs concurrently and nothing needs a lock.
