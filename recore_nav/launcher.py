@@ -55,6 +55,7 @@ def sim_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=5, help="episodes to run (0: until Ctrl-C)")
     parser.add_argument("--split", default=None, help="train, ood or sim2real (default: from the params file)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the first episode")
+    parser.add_argument("--max-steps", type=int, default=None, help="steps before an episode times out")
     parser.add_argument("--model-dir", default=None, help="policy bundle (default: the shipped model)")
     parser.add_argument("--params-file", type=Path, default=share_path("config", "sim.yaml"))
     args = parser.parse_args(argv)
@@ -64,6 +65,8 @@ def sim_main(argv: list[str] | None = None) -> int:
         bridge_overrides["split"] = args.split
     if args.seed is not None:
         bridge_overrides["seed"] = args.seed
+    if args.max_steps is not None:
+        bridge_overrides["max_steps"] = args.max_steps
     nav_overrides: dict[str, object] = {} if args.model_dir is None else {"model_dir": args.model_dir}
 
     env = ros_environment()
