@@ -10,6 +10,7 @@ changes every step (a fixed random sequence), as from a camera; warm-up is exclu
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"policy step, {spec.name or bundle.name}, image {spec.image_height}x{spec.image_width}, "
           f"state {spec.state_size}, {runtime.provider}, {args.cpu_threads} thread(s), {args.steps} steps: "
           f"p50 {p50:.3f} ms  p99 {p99:.3f} ms  max {times.max() * 1e3:.3f} ms")
+    # p99 on a shared machine is mostly the scheduler: say how busy it was.
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     return 0
 
 
