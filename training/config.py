@@ -75,6 +75,7 @@ class RepresentationConfig:
     contrastive: bool = True        # InfoNCE: posterior feature vs. embedding of an intervened view
     contrastive_scale: float = 1.0
     temperature: float = 0.1
+    embed_pair: bool = True         # also contrast the clean embedding with the intervened one
     projection_dim: int = 256
     aux_target: str = "depth"       # intervention-invariant head: none | depth | seg | denoise
     aux_scale: float = 1.0

@@ -21,6 +21,16 @@ from training.networks import ConvDecoder, ConvEncoder, LayerNormGRUCell, StyleI
 DEPTH_MAX_M = 10.0  # depth targets are clipped to this range and scaled to [0, 1]
 
 
+def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric InfoNCE of unit vectors [N, P] whose positives share a row; (loss, top-1 accuracy)."""
+    logits = query @ key.t() / temperature
+    labels = torch.arange(len(logits), device=logits.device)
+    loss = 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
+    with torch.no_grad():
+        accuracy = (logits.argmax(-1) == labels).float().mean()
+    return loss, accuracy
+
+
 class RSSM(nn.Module):
     """Recurrent state-space model. State = (deter [.., D], stoch [.., Z]) with Z = stoch * classes
     (one-hot categoricals, straight-through) or stoch (Gaussian). `stats` are the logits
@@ -141,6 +151,10 @@ class WorldModel(nn.Module):
         super().__init__()
         self.cfg, self.rep, self.image_size = cfg, rep, image_size
         self.encoder = ConvEncoder(cfg.cnn_depth, image_size)
+        # The raw CNN embedding starts with a spread of ~0.02; normalising it lets the posterior
+        # depend on the image from the first update (without it the posterior ignores the image,
+        # the contrastive query carries no information and InfoNCE collapses to log N).
+        self.embed_norm = nn.LayerNorm(self.encoder.out_dim)
         self.rssm = RSSM(cfg, self.encoder.out_dim)
         feat = self.rssm.state_size
         heads: dict[str, nn.Module] = {
@@ -154,8 +168,11 @@ class WorldModel(nn.Module):
         if rep.reconstruct_rgb:
             heads["rgb"] = ConvDecoder(feat, cfg.cnn_depth, 3, image_size)
         if rep.contrastive:
-            heads["proj_feat"] = mlp(feat, rep.projection_dim, 1, rep.projection_dim)
-            heads["proj_embed"] = mlp(self.encoder.out_dim, rep.projection_dim, 1, rep.projection_dim)
+            # LayerNorm first: the raw CNN embedding starts tiny, and a projection dominated by
+            # its bias maps every frame to one direction (InfoNCE stuck at log N from the start).
+            heads["proj_feat"] = nn.Sequential(nn.LayerNorm(feat), mlp(feat, rep.projection_dim, 1, rep.projection_dim))
+            heads["proj_embed"] = nn.Sequential(nn.LayerNorm(self.encoder.out_dim),
+                                                mlp(self.encoder.out_dim, rep.projection_dim, 1, rep.projection_dim))
         self.heads = nn.ModuleDict(heads)
         self.intervention = StyleIntervention(rep.shift_pad, rep.brightness, rep.contrast, rep.saturation, rep.hue)
 
@@ -175,27 +192,31 @@ class WorldModel(nn.Module):
 
     def embed(self, rgb: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         """uint8 [N, H, W, 3], goal [N, 3] -> posterior input [N, E+3] (no augmentation)."""
-        return torch.cat([self.encoder(image_to_float(rgb)), goal], -1)
+        return torch.cat([self.embed_norm(self.encoder(image_to_float(rgb))), goal], -1)
 
-    def contrastive_loss(self, feat: torch.Tensor, embed_aug: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """InfoNCE between the posterior feature of each frame and the embedding of its intervened
-        view; the other B*T - 1 frames are the negatives. Symmetric, cosine similarity / temperature."""
-        query = F.normalize(self.heads["proj_feat"](feat), dim=-1)
+    def contrastive_loss(self, feat: torch.Tensor, embed: torch.Tensor, embed_aug: torch.Tensor
+                         ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """InfoNCE with the embedding of each frame's intervened view as the key: the query is the
+        posterior feature of the frame (the latent must be invariant to the intervention) and, with
+        `embed_pair`, also the frame's own embedding (a SimCLR pair through one projection, which
+        keeps the encoder from settling on the collapsed, uniform solution while the posterior
+        still carries little of the image). The other B*T - 1 frames are the negatives."""
         key = F.normalize(self.heads["proj_embed"](embed_aug), dim=-1)
-        logits = query @ key.t() / self.rep.temperature
-        labels = torch.arange(len(logits), device=logits.device)
-        loss = 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
+        query = F.normalize(self.heads["proj_feat"](feat), dim=-1)
+        feat_loss, feat_acc = info_nce(query, key, self.rep.temperature)
+        loss = feat_loss
+        info = {"contrastive_feat_loss": feat_loss.detach(), "contrastive_accuracy": feat_acc}
+        if self.rep.embed_pair:
+            anchor = F.normalize(self.heads["proj_embed"](embed), dim=-1)
+            embed_loss, embed_acc = info_nce(anchor, key, self.rep.temperature)
+            loss = 0.5 * (feat_loss + embed_loss)
+            info.update(contrastive_embed_loss=embed_loss.detach(), contrastive_embed_accuracy=embed_acc)
         with torch.no_grad():
             dim = key.shape[-1]
-            info = {
-                "contrastive_loss": loss,
-                "contrastive_accuracy": (logits.argmax(-1) == labels).float().mean(),
-                "logits_pos": logits.diagonal().mean(),
-                "logits_neg": (logits.sum() - logits.diagonal().sum()) / max(1, logits.numel() - len(logits)),
-                # Collapse detectors: 1 for an isotropic spread on the sphere, 0 when collapsed.
-                "embed_std": key.std(0).mean() * dim ** 0.5,
-                "feat_proj_std": query.std(0).mean() * dim ** 0.5,
-            }
+            info["contrastive_loss"] = loss.detach()
+            # Collapse detectors: 1 for an isotropic spread on the sphere, 0 when collapsed.
+            info["embed_std"] = key.std(0).mean() * dim ** 0.5
+            info["feat_proj_std"] = query.std(0).mean() * dim ** 0.5
         return loss, info
 
     def aux_loss(self, feat: torch.Tensor, batch: dict[str, torch.Tensor], clean: torch.Tensor
@@ -244,7 +265,7 @@ class WorldModel(nn.Module):
             embed, embed_aug = embeds[:n], embeds[n:]
         else:
             embed, embed_aug = self.encoder(inputs), None
-        embed_goal = torch.cat([embed.view(b, t, -1), goal], -1)
+        embed_goal = torch.cat([self.embed_norm(embed).view(b, t, -1), goal], -1)
         deter, stoch, post, prior = self.rssm.observe(embed_goal, batch["action"].float(), batch["is_first"].bool())
         feat = torch.cat([deter, stoch], -1).flatten(0, 1)                        # [N, F]
 
@@ -262,7 +283,7 @@ class WorldModel(nn.Module):
         info.update(reward_loss=reward_loss.detach(), cont_loss=cont_loss.detach(), goal_loss=goal_loss.detach())
 
         if self.rep.contrastive:
-            cl_loss, cl_info = self.contrastive_loss(feat, embed_aug)
+            cl_loss, cl_info = self.contrastive_loss(feat, embed, embed_aug)
             loss = loss + self.rep.contrastive_scale * cl_loss
             info.update(cl_info)
         aux, aux_info = self.aux_loss(feat, batch, clean)
@@ -294,7 +315,7 @@ class WorldModel(nn.Module):
         sub = {k: v[:1, :t] for k, v in batch.items()}
         clean = image_to_float(sub["rgb"].flatten(0, 1))
         embed = self.encoder(self.encoder_input(clean, 1))
-        embed_goal = torch.cat([embed.view(1, t, -1), sub["goal"].float()], -1)
+        embed_goal = torch.cat([self.embed_norm(embed).view(1, t, -1), sub["goal"].float()], -1)
         deter, stoch, _, _ = self.rssm.observe(embed_goal, sub["action"].float(), sub["is_first"].bool())
         feat = torch.cat([deter, stoch], -1).flatten(0, 1)
         images = {}

@@ -1,0 +1,123 @@
+"""Seconds per world-model update and per imagination (actor-critic) update at DreamerV2's sizes.
+
+Deterministic state 200, stochastic 32x32 discrete (or 30 Gaussian with --gaussian), CNN depth 32,
+MLPs of 400 units, batch 16 x 50 of 64x64 images, imagination horizon 15 from all 800 posterior
+states. Prints min and median over --repeats timed updates after --warmup, on the CPU with
+--threads threads, and on CUDA where it is available.
+
+    python bench/train_update_speed.py [--config config/train/recore_depth.yaml] [--set k=v ...]
+    python bench/train_update_speed.py --profile      # torch.profiler table of where the time goes
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from training.agent import Agent  # noqa: E402
+from training.config import load_config  # noqa: E402
+
+
+def synthetic_batch(batch: int, time_steps: int, size: int, classes: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Random tensors with the shapes and dtypes of a replayed batch (speed does not depend on content)."""
+    g = torch.Generator().manual_seed(0)
+    out = {
+        "rgb": torch.randint(0, 256, (batch, time_steps, size, size, 3), dtype=torch.uint8, generator=g),
+        "depth": torch.rand(batch, time_steps, size, size, 1, generator=g) * 5.0,
+        "seg": torch.randint(0, classes, (batch, time_steps, size, size), dtype=torch.uint8, generator=g),
+        "goal": torch.randn(batch, time_steps, 3, generator=g),
+        "action": torch.rand(batch, time_steps, 2, generator=g) * 2 - 1,
+        "reward": torch.randn(batch, time_steps, generator=g),
+        "is_first": torch.zeros(batch, time_steps, dtype=torch.bool),
+        "is_terminal": torch.zeros(batch, time_steps, dtype=torch.bool),
+    }
+    out["is_first"][:, 0] = True
+    return {k: v.to(device) for k, v in out.items()}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(agent: Agent, batch: dict[str, torch.Tensor], warmup: int, repeats: int) -> tuple[list[float], list[float]]:
+    model_s, behavior_s = [], []
+    for i in range(warmup + repeats):
+        sync(agent.device)
+        t0 = time.perf_counter()
+        _, posterior = agent.update_world_model(batch)
+        sync(agent.device)
+        t1 = time.perf_counter()
+        agent.update_behavior(posterior)
+        sync(agent.device)
+        t2 = time.perf_counter()
+        if i >= warmup:
+            model_s.append(t1 - t0)
+            behavior_s.append(t2 - t1)
+    return model_s, behavior_s
+
+
+def report(label: str, model_s: list[float], behavior_s: list[float]) -> None:
+    total = [m + b for m, b in zip(model_s, behavior_s)]
+    for name, values in (("world-model update", model_s), ("imagination update", behavior_s), ("sum", total)):
+        print(f"{label:>10}  {name:<19} min {min(values):7.3f} s   median {statistics.median(values):7.3f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="config/train/recore_depth.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--gaussian", action="store_true", help="30-dim Gaussian stochastic state")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help="print a torch.profiler table per update")
+    parser.add_argument("--no-cuda", action="store_true")
+    args = parser.parse_args()
+
+    overrides = list(args.overrides) + (["agent.world_model.stoch=30", "agent.world_model.classes=0"] if args.gaussian else [])
+    cfg = load_config(args.config, overrides)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    wm = cfg.agent.world_model
+    print(f"config {args.config} ({cfg.agent.method}); deter {wm.deter}, stoch {wm.stoch}x{wm.classes or 'gaussian'}, "
+          f"cnn depth {wm.cnn_depth}, mlp {wm.mlp_units}, batch {cfg.agent.batch_size}x{cfg.agent.seq_len}, "
+          f"{cfg.env.image_size}x{cfg.env.image_size}, horizon {cfg.agent.behavior.horizon}; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+
+    devices = [torch.device("cpu")]
+    if torch.cuda.is_available() and not args.no_cuda:
+        devices.append(torch.device("cuda"))
+        torch.backends.cudnn.benchmark = True
+    for device in devices:
+        agent = Agent(cfg.agent, cfg.env.image_size, device)
+        batch = synthetic_batch(cfg.agent.batch_size, cfg.agent.seq_len, cfg.env.image_size,
+                                cfg.agent.representation.seg_classes, device)
+        label = "cpu" if device.type == "cpu" else torch.cuda.get_device_name(device)
+        if args.profile:
+            measure(agent, batch, args.warmup, 0)
+            profile(agent, batch)
+        model_s, behavior_s = measure(agent, batch, args.warmup, args.repeats)
+        report(label[:10], model_s, behavior_s)
+
+
+def profile(agent: Agent, batch: dict[str, torch.Tensor]) -> None:
+    from torch.profiler import ProfilerActivity, profile as torch_profile, record_function
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if agent.device.type == "cuda" else [])
+    with torch_profile(activities=activities) as prof:
+        with record_function("world_model_update"):
+            _, posterior = agent.update_world_model(batch)
+        with record_function("imagination_update"):
+            agent.update_behavior(posterior)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=30))
+
+
+if __name__ == "__main__":
+    main()
