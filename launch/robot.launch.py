@@ -8,7 +8,7 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -25,8 +25,6 @@ def generate_launch_description() -> LaunchDescription:
     arguments += [DeclareLaunchArgument(arg, default_value=topic, description=f"topic for {topic}")
                   for topic, arg in TOPICS.items()]
     return LaunchDescription(arguments + [
-        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
-                               os.path.join(share, "config", "fastdds_large_shm.xml")),
         Node(package="recore_nav", executable="navigation_node", name="navigation_node", output="screen",
              parameters=[LaunchConfiguration("params_file"), {"model_dir": LaunchConfiguration("model_dir")}],
              remappings=[(topic, LaunchConfiguration(arg)) for topic, arg in TOPICS.items()]),

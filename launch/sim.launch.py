@@ -8,7 +8,7 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -21,9 +21,6 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("split", default_value="train", description="train, ood or sim2real"),
         DeclareLaunchArgument("episodes", default_value="0", description="episodes to run; 0 = forever"),
         DeclareLaunchArgument("model_dir", default_value=model_dir, description="policy bundle directory"),
-        # Large images over best-effort QoS need Fast DDS's bigger shared-memory segment.
-        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
-                               os.path.join(share, "config", "fastdds_large_shm.xml")),
         Node(package="recore_nav", executable="sim_bridge_node", name="sim_bridge", output="screen",
              parameters=[params, {"split": LaunchConfiguration("split"),
                                   "episodes": LaunchConfiguration("episodes")}]),

@@ -30,13 +30,8 @@ def node_command(module: str, params_file: Path, overrides: dict[str, object], e
 
 
 def ros_environment() -> dict[str, str]:
-    env = dict(os.environ)
-    # Large camera images over best-effort QoS need a bigger shared-memory segment (NOTES.md).
-    profile = share_path("config", "fastdds_large_shm.xml")
-    if "FASTDDS_DEFAULT_PROFILES_FILE" not in env and profile.is_file():
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
+    # Each node points Fast DDS at the shipped large shared-memory profile itself (ros_interface).
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def stop(process: subprocess.Popen, timeout: float = 5.0) -> None:

@@ -20,7 +20,7 @@ def share_dir() -> Path:
         from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
         try:
             candidates.append(Path(get_package_share_directory(PACKAGE)))
-        except PackageNotFoundError:
+        except (PackageNotFoundError, OSError):  # OSError: no AMENT_PREFIX_PATH (pip-only machine)
             pass
     except ImportError:
         pass

@@ -39,6 +39,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from recore_nav.geometry import quaternion_from_yaw
+from recore_nav.ros_interface import use_large_shm_transport
 
 try:  # The odom -> base_link transform needs tf2_msgs, which has no PyPI wheel.
     from geometry_msgs.msg import TransformStamped
@@ -265,6 +266,7 @@ class SimBridgeNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
+    use_large_shm_transport()  # camera frames over best-effort QoS; before rclpy.init
     rclpy.init(args=args)
     node = None
     try:
