@@ -1,0 +1,156 @@
+"""Export a training run's policy as the bundle the robot runs (ARCHITECTURE.md).
+
+    python training/export_onnx.py runs/recore_depth --out models/recore_pointnav [--name NAME]
+
+One graph: the encoder, one RSSM filtering step and the actor's deterministic action
+(`Agent.policy_step_module()`), opset 17, batch 1, inputs rgb/goal/prev_action/state and
+outputs action/next_state (`recore_nav.bundle`). `policy.json` records the image and state
+sizes, action limits, the training method, config and step count, and the latest evaluation
+per split from the run's `metrics.jsonl`. The export is checked before it is kept: the graph
+must give the torch step's action on a random input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):   # run as `python training/export_onnx.py`: import `training.` from the repo
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import torch
+
+from recore_nav.bundle import INPUT_NAMES, ONNX_FILE, OUTPUT_NAMES, BundleSpec, write_bundle_json
+from recore_nav.geometry import ACTION_DIM, GOAL_DIM
+from training.agent import Agent
+from training.checkpoint import load_checkpoint
+from training.config import config_from_dict
+
+OPSET = 17
+MAX_LINEAR_SPEED = 0.5    # m/s at action[0] = 1 (the robot constants of the whole project)
+MAX_ANGULAR_SPEED = 1.5   # rad/s at action[1] = 1
+METRICS_FILE = "metrics.jsonl"
+
+
+def load_agent(run_dir: Path) -> tuple[Agent, dict[str, Any]]:
+    """The trained agent of a run (CPU, eval mode) and its checkpoint state."""
+    state = load_checkpoint(run_dir)
+    cfg = config_from_dict(state["config"])
+    agent = Agent(cfg.agent, image_size=cfg.env.image_size, device="cpu")
+    agent.load_state_dict(state["agent"])
+    agent.eval()
+    return agent, state
+
+
+def latest_evaluation(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The last evaluation record of each split in the run's metrics.jsonl."""
+    latest: dict[str, dict[str, Any]] = {}
+    path = Path(run_dir) / METRICS_FILE
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            record = json.loads(line) if line.strip() else {}
+            if record.get("kind") == "eval":
+                latest[record["split"]] = {k: v for k, v in record.items() if k not in ("kind", "split", "time")}
+    return latest
+
+
+def example_inputs(image_size: int, state_size: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randint(0, 256, (1, image_size, image_size, 3), dtype=torch.uint8, generator=generator),
+            torch.tensor([[2.0, 0.6, 0.8]]),
+            torch.rand(1, ACTION_DIM, generator=generator) * 2 - 1,
+            torch.zeros(1, state_size))
+
+
+def export_policy(agent: Agent, onnx_path: Path) -> None:
+    """Trace the deterministic policy step into `onnx_path` (TorchScript exporter, opset 17).
+
+    Not the torch.export-based exporter: at opset 17 (torch 2.13) it emits Split with the
+    opset-18 `num_outputs` attribute, a graph onnxruntime refuses."""
+    module = agent.policy_step_module().eval()
+    inputs = example_inputs(agent.image_size, agent.state_size)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript")
+        torch.onnx.export(module, inputs, str(onnx_path), input_names=list(INPUT_NAMES),
+                          output_names=list(OUTPUT_NAMES), opset_version=OPSET, dynamo=False,
+                          do_constant_folding=True)
+
+
+def check_export(agent: Agent, onnx_path: Path, atol: float = 1e-4) -> float:
+    """Largest |action difference| between torch and onnxruntime on a few random steps."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    if tuple(names) != INPUT_NAMES:
+        raise RuntimeError(f"exported graph has inputs {names}, the bundle contract says {list(INPUT_NAMES)}")
+    module = agent.policy_step_module().eval()
+    worst = 0.0
+    for seed in range(3):
+        inputs = example_inputs(agent.image_size, agent.state_size, seed)
+        with torch.no_grad():
+            expected = module(*inputs)[0].numpy()
+        got = session.run(["action"], dict(zip(INPUT_NAMES, (x.numpy() for x in inputs))))[0]
+        worst = max(worst, float(np.abs(got - expected).max()))
+    if worst > atol:
+        raise RuntimeError(f"exported graph differs from torch by {worst:.2e} (> {atol})")
+    return worst
+
+
+def export_bundle(run_dir: Path, out_dir: Path, name: str | None = None) -> BundleSpec:
+    """Write `policy.onnx` and `policy.json` for the run's checkpoint into `out_dir`."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    try:
+        agent, state = load_agent(run_dir)
+    except RuntimeError as err:   # weights that do not fit this code's agent
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise RuntimeError(f"cannot load the agent of {run_dir}: {first_line}") from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Export beside the bundle, check, then move into place: a failed export leaves the old bundle.
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        tmp_onnx = Path(tmp) / ONNX_FILE
+        try:
+            export_policy(agent, tmp_onnx)
+            check_export(agent, tmp_onnx)
+        except Exception as err:   # exporter and onnxruntime raise their own types
+            first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise RuntimeError(f"export of {run_dir} failed: {first_line}") from None
+        tmp_onnx.replace(out_dir / ONNX_FILE)
+    config = state["config"]
+    spec = BundleSpec(
+        image_height=agent.image_size, image_width=agent.image_size, state_size=agent.state_size,
+        max_linear_speed=MAX_LINEAR_SPEED, max_angular_speed=MAX_ANGULAR_SPEED,
+        name=name or out_dir.name,
+        training={"method": config["agent"]["method"], "env": state.get("env", "embedded"),
+                  "steps": int(state["step"]), "updates": int(state["updates"]), "config": config},
+        evaluation=latest_evaluation(run_dir),
+    )
+    write_bundle_json(out_dir, spec)
+    return spec
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path, help="a training run directory (holds checkpoint.pt)")
+    parser.add_argument("--out", type=Path, required=True, help="bundle directory, e.g. models/recore_pointnav")
+    parser.add_argument("--name", help="bundle name in policy.json (default: the --out directory's name)")
+    args = parser.parse_args(argv)
+    try:
+        spec = export_bundle(args.run_dir, args.out, args.name)
+    except (FileNotFoundError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}/{ONNX_FILE} and policy.json: {spec.training['method']}, "
+          f"{spec.training['steps']} steps, state {spec.state_size}, "
+          f"evaluation {json.dumps({k: v.get('success_rate') for k, v in spec.evaluation.items()})}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
