@@ -12,6 +12,7 @@ numbers of the exported bundle describe the same episodes.
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import signal
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -52,8 +53,10 @@ def make_vector_env(kind: str, num_envs: int, split: str, seed: int, image_size:
 
 def _worker_env(*args: Any) -> gym.Env:
     # Ctrl-C reaches the whole process group; the trainer handles it and closes the workers, so
-    # a worker must not die half-way through a step.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # a worker must not die half-way through a step. (gymnasium also calls this once in the
+    # parent, for the spaces: leave the parent's handler alone.)
+    if multiprocessing.parent_process() is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     return make_env(*args)
 
 
