@@ -76,7 +76,7 @@ def export_policy(agent: Agent, onnx_path: Path) -> None:
     module = agent.policy_step_module().eval()
     inputs = example_inputs(agent.image_size, agent.state_size)
     with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript")
+        warnings.simplefilter("ignore", DeprecationWarning)   # the legacy exporter, deliberately
         torch.onnx.export(module, inputs, str(onnx_path), input_names=list(INPUT_NAMES),
                           output_names=list(OUTPUT_NAMES), opset_version=OPSET, dynamo=False,
                           do_constant_folding=True)
