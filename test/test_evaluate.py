@@ -1,0 +1,92 @@
+"""The evaluation command: a real ONNX bundle through the robot's runtime and the no-learning
+baseline on the same fixed-seed episodes of the embedded simulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx_policies import write_goal_seeking_bundle
+
+from training import evaluate
+from training.baselines import GoalSeekingBaseline
+from training.evaluate import Episode, bootstrap_interval, summarize, wilson_interval
+
+
+def test_wilson_interval_matches_known_values():
+    low, high = wilson_interval(5, 10)
+    assert low == pytest.approx(0.2366, abs=1e-4) and high == pytest.approx(0.7634, abs=1e-4)
+    low, high = wilson_interval(0, 10)
+    assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-4)
+    assert wilson_interval(20, 20)[1] == 1.0
+
+
+def test_bootstrap_interval_brackets_the_mean_and_narrows_with_data():
+    rng = np.random.default_rng(0)
+    small, large = rng.normal(3.0, 1.0, 10), rng.normal(3.0, 1.0, 400)
+    for values in (small, large):
+        low, high = bootstrap_interval(values)
+        assert low < values.mean() < high
+    assert np.diff(bootstrap_interval(large)) < np.diff(bootstrap_interval(small))
+    episodes = [Episode(seed=i, success=i % 2 == 0, spl=0.5 * (i % 2 == 0), collisions=i, length=10 * i,
+                        episode_return=1.0) for i in range(6)]
+    summary = summarize(episodes)
+    assert summary["success_rate"]["value"] == 0.5 and summary["collisions"]["value"] == 2.5
+
+
+def test_baseline_turns_toward_the_goal_and_escapes_after_a_bump():
+    policy = GoalSeekingBaseline()
+    left = policy.act({"goal": np.array([3.0, 0.0, 1.0], np.float32)}, {"collision": False})
+    assert left[0] == 0.0 and left[1] > 0.5            # goal to the left: turn left in place
+    ahead = policy.act({"goal": np.array([3.0, 1.0, 0.0], np.float32)}, {"collision": False})
+    assert ahead[0] > 0.9 and abs(ahead[1]) < 1e-6     # facing it: drive
+    bumped = policy.act({"goal": np.array([3.0, 1.0, 0.0], np.float32)}, {"collision": True})
+    assert bumped[0] < 0.0                             # a bump: back off first
+
+
+def test_evaluate_writes_summary_for_bundle_and_baseline_on_the_same_episodes(tmp_path):
+    bundle = write_goal_seeking_bundle(tmp_path / "goal_seeking")
+    out = tmp_path / "eval"
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": s, "kind": "eval", "split": "train", "success_rate": r}) + "\n"
+        for s, r in ((100, 0.1), (200, 0.4))))
+    code = evaluate.main([str(bundle), "--env", "embedded", "--split", "train", "--episodes", "3",
+                          "--baseline", "--max-steps", "80", "--workers", "1", "--videos", "1",
+                          "--run-dir", str(run_dir), "--out", str(out)])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["episodes"] == 3 and summary["split"] == "train"
+    rows = summary["results"]
+    assert set(rows) == {"goal_seeking_test", GoalSeekingBaseline.name}
+    for metrics in rows.values():
+        for key in ("success_rate", "spl", "collisions", "episode_length", "return"):
+            low, high = metrics[key]["ci95"]
+            assert low - 1e-9 <= metrics[key]["value"] <= high + 1e-9
+    seeds = {name: [e["seed"] for e in episodes] for name, episodes in summary["per_episode"].items()}
+    assert seeds["goal_seeking_test"] == seeds[GoalSeekingBaseline.name] == [summary["seed_base"] + i for i in range(3)]
+    for episodes in summary["per_episode"].values():
+        assert all(1 <= e["length"] <= 80 for e in episodes)
+    table = (out / "summary.md").read_text()
+    assert "| goal_seeking_test |" in table and f"| {GoalSeekingBaseline.name} |" in table
+    assert (out / "success_vs_steps.png").stat().st_size > 1000
+    assert summary["videos"] and all(Path(v).stat().st_size > 1000 for v in summary["videos"])
+
+
+def test_the_same_seeds_give_the_same_episodes(tmp_path):
+    bundle = write_goal_seeking_bundle(tmp_path / "goal_seeking")
+    args = evaluate.parse_args([str(bundle), "--episodes", "2", "--max-steps", "40", "--workers", "1",
+                                "--videos", "0"])
+    first, _ = evaluate.evaluate_policy("baseline", args, 64)
+    second, _ = evaluate.evaluate_policy("baseline", args, 64)
+    assert first == second
+
+
+def test_bad_bundle_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert evaluate.main([str(tmp_path / "empty"), "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1
