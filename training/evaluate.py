@@ -261,7 +261,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from recore_nav.bundle import BundleError, read_bundle_spec
+    from recore_nav.bundle import read_bundle_spec
     try:
         spec = read_bundle_spec(args.bundle)
         if args.env == "igibson":

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from recore_nav.bundle import INPUT_NAMES, ONNX_FILE, OUTPUT_NAMES, BundleSpec, write_bundle_json
-from recore_nav.geometry import ACTION_DIM, GOAL_DIM
+from recore_nav.geometry import ACTION_DIM
 from training.agent import Agent
 from training.checkpoint import load_checkpoint
 from training.config import config_from_dict

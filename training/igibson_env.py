@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import tempfile
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
