@@ -11,8 +11,9 @@ Splits: iGibson's static Gibson scenes have one appearance, so the `ood` and `si
 are applied to the rendered image here: `ood` shifts hue, contrast and brightness per episode;
 `sim2real` adds pixel noise and blur (the embedded simulator's splits are richer).
 
-iGibson 2.2.2 does not install from PyPI as shipped on Python 3.11; see NOTES.md ("iGibson
-2.2.2 on Python 3.11 and a CPU") for the fixes and the assets it needs.
+iGibson 2.2.2 does not build from its PyPI sdist as shipped on Python 3.11 (its pybind11 2.6
+headers, `sysconfig` "SO", CUDA interop and a missing `<iostream>` need fixing), its own asset
+downloads are gone, and headless Mesa needs GLSL 4.50 without PBR or shadows (set below).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from recore_nav.geometry import ACTION_DIM, GOAL_DIM
 INSTALL_HINT = (
     "iGibson is not installed in this environment. --env igibson needs iGibson 2.2.x "
     "(pip install igibson==2.2.2 'numpy<2' gym==0.26.2 'bddl~=1.0.1' pybullet==3.2.7; on Python 3.11 its "
-    "sdist needs the build fixes listed in ../shared/NOTES.md) and scene assets named by "
+    "sdist needs build fixes: pybind11 2.13 headers, EXT_SUFFIX for SO, CUDA interop off) and scene assets named by "
     "GIBSON_ASSETS_PATH / GIBSON_DATASET_PATH. Use --env embedded for the built-in MuJoCo simulator."
 )
 SPLITS = ("train", "ood", "sim2real")
