@@ -99,6 +99,10 @@ class EpisodeReplay:
         return sum(len(e["reward"]) for e in self.episodes) + sum(e.length for e in self.running.values())
 
     @property
+    def bytes_per_step(self) -> int:
+        return sum(int(np.prod(shape)) * stored.itemsize for shape, stored, _ in self.layout.values())
+
+    @property
     def num_episodes(self) -> int:
         return len(self.episodes) + len(self.running)
 

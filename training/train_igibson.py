@@ -87,6 +87,11 @@ class Trainer:
         self.rng = np.random.default_rng(run.seed)
         self.agent = Agent(agent_cfg, image_size=cfg.env.image_size, device=run.device)
         self.replay = EpisodeReplay(run.replay_capacity, cfg.env.image_size, cfg.env.max_episode_steps)
+        full_replay = run.replay_capacity * self.replay.bytes_per_step
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        if full_replay > 0.6 * memory:
+            print(f"warning: a full replay of {run.replay_capacity} steps needs {full_replay / 2**30:.1f} GiB, "
+                  f"this machine has {memory / 2**30:.1f} GiB; lower run.replay_capacity", file=sys.stderr)
         self.step = 0                  # environment steps, summed over environments
         self.updates = 0
         self.update_credit = 0.0       # updates owed but not yet run
