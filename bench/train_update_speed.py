@@ -12,6 +12,7 @@ states. Prints min and median over --repeats timed updates after --warmup, on th
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -46,27 +47,33 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(agent: Agent, batch: dict[str, torch.Tensor], warmup: int, repeats: int) -> tuple[list[float], list[float]]:
-    model_s, behavior_s = [], []
+def measure(agent: Agent, batch: dict[str, torch.Tensor], warmup: int, repeats: int
+            ) -> tuple[list[float], list[float], list[float]]:
+    """Wall seconds of each world-model and imagination update, and process CPU seconds of each pair."""
+    model_s, behavior_s, cpu_s = [], [], []
     for i in range(warmup + repeats):
         sync(agent.device)
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         _, posterior = agent.update_world_model(batch)
         sync(agent.device)
         t1 = time.perf_counter()
         agent.update_behavior(posterior)
         sync(agent.device)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         if i >= warmup:
             model_s.append(t1 - t0)
             behavior_s.append(t2 - t1)
-    return model_s, behavior_s
+            cpu_s.append(c2 - c0)
+    return model_s, behavior_s, cpu_s
 
 
-def report(label: str, model_s: list[float], behavior_s: list[float]) -> None:
+def report(label: str, model_s: list[float], behavior_s: list[float], cpu_s: list[float]) -> None:
     total = [m + b for m, b in zip(model_s, behavior_s)]
     for name, values in (("world-model update", model_s), ("imagination update", behavior_s), ("sum", total)):
-        print(f"{label:>10}  {name:<19} min {min(values):7.3f} s   median {statistics.median(values):7.3f} s")
+        print(f"{label:>16}  {name:<19} min {min(values):7.3f} s   median {statistics.median(values):7.3f} s")
+    # On a shared machine wall time includes waiting for the cores; CPU seconds do not.
+    print(f"{label:>16}  {'process CPU s/pair':<19} min {min(cpu_s):7.3f} s   median {statistics.median(cpu_s):7.3f} s"
+          f"   (load average {os.getloadavg()[0]:.1f})")
 
 
 def main() -> None:
@@ -78,6 +85,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table per update")
+    parser.add_argument("--precision", default="fp32,bf16", help="comma-separated: fp32 and/or bf16 (mixed)")
     parser.add_argument("--no-cuda", action="store_true")
     args = parser.parse_args()
 
@@ -96,15 +104,17 @@ def main() -> None:
         devices.append(torch.device("cuda"))
         torch.backends.cudnn.benchmark = True
     for device in devices:
-        agent = Agent(cfg.agent, cfg.env.image_size, device)
-        batch = synthetic_batch(cfg.agent.batch_size, cfg.agent.seq_len, cfg.env.image_size,
-                                cfg.agent.representation.seg_classes, device)
-        label = "cpu" if device.type == "cpu" else torch.cuda.get_device_name(device)
-        if args.profile:
-            measure(agent, batch, args.warmup, 0)
-            profile(agent, batch)
-        model_s, behavior_s = measure(agent, batch, args.warmup, args.repeats)
-        report(label[:10], model_s, behavior_s)
+        for precision in args.precision.split(","):
+            cfg.agent.precision = precision
+            agent = Agent(cfg.agent, cfg.env.image_size, device)
+            batch = synthetic_batch(cfg.agent.batch_size, cfg.agent.seq_len, cfg.env.image_size,
+                                    cfg.agent.representation.seg_classes, device)
+            label = ("cpu" if device.type == "cpu" else torch.cuda.get_device_name(device)) + f" {precision}"
+            if args.profile:
+                measure(agent, batch, args.warmup, 0)
+                profile(agent, batch)
+            model_s, behavior_s, cpu_s = measure(agent, batch, args.warmup, args.repeats)
+            report(label, model_s, behavior_s, cpu_s)
 
 
 def profile(agent: Agent, batch: dict[str, torch.Tensor]) -> None:

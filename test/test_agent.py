@@ -19,6 +19,9 @@ from training.toy_sequences import toy_batch
 
 RECIPES = sorted(Path("config/train").glob("*.yaml"))
 
+# Tiny models: one thread is faster, and immune to OpenMP stalls when other processes share the cores.
+torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="module")
 def agent() -> Agent:

@@ -112,19 +112,26 @@ class Agent(nn.Module):
 
     def update_world_model(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         batch = self._prepare(batch)
-        loss, info, posterior = self.world_model.loss(batch)
+        with self._autocast():
+            loss, info, posterior = self.world_model.loss(batch)
         info["model_grad_norm"] = self._step("model", loss, list(self.world_model.parameters()),
                                              self.cfg.world_model.grad_clip)
         return info, posterior
 
     def update_behavior(self, posterior: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         self.behavior.update_target()
-        actor_loss, critic_loss, info = self.behavior.loss(self.world_model, posterior)
+        with self._autocast():
+            actor_loss, critic_loss, info = self.behavior.loss(self.world_model, posterior)
         clip = self.cfg.behavior.grad_clip
         # inputs= keeps the actor's backward from computing world-model and critic weight gradients.
         info["actor_grad_norm"] = self._step("actor", actor_loss, self._actor_params, clip)
         info["critic_grad_norm"] = self._step("critic", critic_loss, list(self.behavior.critic.parameters()), clip)
         return info
+
+    def _autocast(self) -> torch.autocast:
+        """bf16 mixed precision for matrix products and convolutions where configured; the
+        distributions, losses and recurrent state stay float32."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16")
 
     def _step(self, name: str, loss: torch.Tensor, params: list[nn.Parameter], clip: float) -> torch.Tensor:
         optimizer = self.optimizers[name]

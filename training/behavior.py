@@ -58,7 +58,7 @@ class ActorCritic(nn.Module):
             deter, stoch = rssm.img_step(deter, stoch, action)
             feat = torch.cat([deter, stoch], -1)
             feats.append(feat)
-            goals.append(goal_head(feat))
+            goals.append(goal_head(feat).float())
             log_probs.append(log_prob)
         return torch.stack(feats), torch.stack(goals), torch.stack(log_probs)
 
@@ -73,17 +73,17 @@ class ActorCritic(nn.Module):
         feats, goals, log_probs = self.imagine(world_model, deter, stoch, goal)
         inputs = torch.cat([feats, goals], -1)                                   # [H+1, N, F+3]
 
-        reward = world_model.heads["reward"](feats[1:]).squeeze(-1)             # [H, N]
-        value = self.target_critic(inputs).squeeze(-1)                          # [H+1, N]
+        reward = world_model.heads["reward"](feats[1:]).squeeze(-1).float()     # [H, N]
+        value = self.target_critic(inputs).squeeze(-1).float()                  # [H+1, N]
         with torch.no_grad():
-            discount = cfg.gamma * torch.sigmoid(world_model.heads["cont"](feats[1:].detach()).squeeze(-1))
+            discount = cfg.gamma * torch.sigmoid(world_model.heads["cont"](feats[1:].detach()).squeeze(-1).float())
             # Weight of each imagined state: the chance it is still inside the episode.
             weight = torch.cumprod(torch.cat([start_cont[None], discount[:-1]], 0), 0)
         returns = lambda_return(reward, value, discount, cfg.lam)               # [H, N]
         entropy = -log_probs
         actor_loss = -(weight * (returns + cfg.entropy_scale * entropy)).mean()
 
-        critic_value = self.critic(inputs[:-1].detach()).squeeze(-1)
+        critic_value = self.critic(inputs[:-1].detach()).squeeze(-1).float()
         critic_loss = (weight * 0.5 * (critic_value - returns.detach()).square()).mean()
         info = {
             "actor_loss": actor_loss.detach(),

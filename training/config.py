@@ -113,6 +113,7 @@ class BehaviorConfig:
 @dataclass
 class AgentConfig:
     method: str = "recore_depth"
+    precision: str = "fp32"         # fp32, or bf16 mixed precision for the updates (DreamerV2 trains in 16 bit)
     batch_size: int = 16
     seq_len: int = 50
     world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
@@ -131,6 +132,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     rep, wm = cfg.agent.representation, cfg.agent.world_model
     if rep.aux_target not in AUX_TARGETS:
         raise ConfigError(f"agent.representation.aux_target must be one of {AUX_TARGETS}, not {rep.aux_target!r}")
+    if cfg.agent.precision not in ("fp32", "bf16"):
+        raise ConfigError(f"agent.precision must be fp32 or bf16, not {cfg.agent.precision!r}")
     if cfg.env.image_size % 16 or cfg.env.image_size < 32:
         raise ConfigError(f"env.image_size must be a multiple of 16 and at least 32, not {cfg.env.image_size}")
     if not (rep.contrastive or rep.reconstruct_rgb or rep.aux_target != "none"):

@@ -15,8 +15,10 @@ from torch.nn import functional as F
 
 
 def image_to_float(rgb: torch.Tensor) -> torch.Tensor:
-    """uint8 [N, H, W, 3] -> float [N, 3, H, W] in [-0.5, 0.5], channels-last memory."""
-    return (rgb.permute(0, 3, 1, 2).float() * (1.0 / 255.0) - 0.5).contiguous(memory_format=torch.channels_last)
+    """uint8 [N, H, W, 3] -> float [N, 3, H, W] in [-0.5, 0.5]. The permuted view of NHWC memory
+    is already channels-last, the fast convolution layout on a CPU, so this is one conversion."""
+    x = rgb.permute(0, 3, 1, 2).float()
+    return x.mul_(1.0 / 255.0).sub_(0.5)
 
 
 class ConvEncoder(nn.Module):
@@ -40,8 +42,8 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """DreamerV2's decoder: features -> 1x1 x 32*depth -> transposed convolutions -> 64x64 map,
-    resized to the image size when that is not 64."""
+    """DreamerV2's decoder: features -> 1x1 x 32*depth -> transposed convolutions (5, 5, 6, 6,
+    stride 2) -> 64x64 map, resized to the image size when that is not 64."""
 
     def __init__(self, feat_dim: int, depth: int, out_channels: int, image_size: int):
         super().__init__()
@@ -56,8 +58,14 @@ class ConvDecoder(nn.Module):
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         """[N, feat_dim] -> [N, out_channels, image_size, image_size]."""
-        x = self.linear(feat)[:, :, None, None].contiguous(memory_format=torch.channels_last)
-        x = self.net(x)
+        first = self.net[0]
+        c_in, c_out, k, _ = first.weight.shape
+        # A transposed convolution of a 1x1 map is a matrix product; as one it runs several times
+        # faster than the convolution routine and yields channels-last memory directly.
+        weight = first.weight.permute(0, 2, 3, 1).reshape(c_in, k * k * c_out)
+        x = (self.linear(feat) @ weight).view(-1, k, k, c_out) + first.bias
+        x = x.permute(0, 3, 1, 2)
+        x = self.net[1:](x)
         if self.image_size != 64:
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
         return x
@@ -83,7 +91,7 @@ class LayerNormGRUCell(nn.Module):
         self.deter = deter
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        gates = self.norm(self.linear(torch.cat([x, h], -1)))
+        gates = self.norm(self.linear(torch.cat([x, h], -1))).float()
         reset, cand, update = gates.split(self.deter, -1)
         cand = torch.tanh(torch.sigmoid(reset) * cand)
         update = torch.sigmoid(update - 1.0)
@@ -120,7 +128,7 @@ class Actor(nn.Module):
         self.raw_init_std = math.log(math.exp(init_std) - 1.0)
 
     def forward(self, x: torch.Tensor) -> TanhNormal:
-        mean, std = self.net(x).chunk(2, -1)
+        mean, std = self.net(x).float().chunk(2, -1)
         mean = 5.0 * torch.tanh(mean / 5.0)  # keeps tanh out of saturation
         std = F.softplus(std + self.raw_init_std) + self.min_std
         return TanhNormal(mean, std)
@@ -132,8 +140,8 @@ def _rgb_to_yiq() -> torch.Tensor:
 
 class StyleIntervention(nn.Module):
     """ReCoRe's intervention on appearance: colour jitter (brightness, contrast, saturation, hue)
-    drawn once per sequence, and a random shift (pad + crop) drawn per frame. Geometry-bearing
-    targets (depth, segmentation) are left untouched, so they are invariant to it."""
+    drawn once per sequence, and a random shift (replicate-padded crop) drawn per frame.
+    Geometry-bearing targets (depth, segmentation) are left untouched, so they are invariant to it."""
 
     def __init__(self, shift_pad: int, brightness: float, contrast: float, saturation: float, hue: float):
         super().__init__()
@@ -143,42 +151,43 @@ class StyleIntervention(nn.Module):
         self.register_buffer("yiq", yiq, persistent=False)
         self.register_buffer("yiq_inv", torch.linalg.inv(yiq), persistent=False)
 
-    def forward(self, image: torch.Tensor, batch: int) -> torch.Tensor:
-        """float [B*T, 3, H, W] in [-0.5, 0.5] -> an intervened copy, same shape and layout."""
-        n, _, h, w = image.shape
+    def forward(self, rgb: torch.Tensor, batch: int) -> torch.Tensor:
+        """uint8 [B*T, H, W, 3] -> intervened float [B*T, 3, H, W] in [-0.5, 0.5], channels-last."""
+        n, h, w, _ = rgb.shape
         time = n // batch
-        dev = image.device
+        dev = rgb.device
+        if self.pad > 0:
+            rgb = random_shift(rgb, self.pad)   # on uint8: a quarter of the memory traffic
 
         def per_sequence(scale: float, centre: float) -> torch.Tensor:
             draw = centre + scale * (2.0 * torch.rand(batch, 1, device=dev) - 1.0)
             return draw.expand(batch, time).reshape(n)
 
-        x = image + 0.5
-        # Hue rotation and saturation in YIQ space; both are one 3x3 colour matrix per sequence.
+        # Hue rotation and saturation in YIQ space, contrast about the image mean and brightness
+        # are together one affine colour map per image: x' = A x + o, applied in one batched product.
         angle = per_sequence(self.hue * 2 * math.pi, 0.0)
         sat = per_sequence(self.saturation, 1.0)
         cos, sin = torch.cos(angle) * sat, torch.sin(angle) * sat
         one, zero = torch.ones_like(cos), torch.zeros_like(cos)
         rot = torch.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], -1).view(n, 3, 3)
         colour = self.yiq_inv @ rot @ self.yiq                                     # [n, 3, 3]
-        x = torch.einsum("nij,njhw->nihw", colour, x)
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        x = (x - mean) * per_sequence(self.contrast, 1.0).view(n, 1, 1, 1) + mean
-        x = x + per_sequence(self.brightness, 0.0).view(n, 1, 1, 1)
-        x = x.clamp(0.0, 1.0) - 0.5
-        if self.pad > 0:
-            x = random_shift(x, self.pad)
-        return x.contiguous(memory_format=torch.channels_last)
+        contrast = per_sequence(self.contrast, 1.0).view(n, 1, 1)
+        brightness = per_sequence(self.brightness, 0.0).view(n, 1, 1)
+        pixels = rgb.reshape(n, h * w, 3).float()                                   # 0..255
+        mean = (colour @ pixels.mean(1).unsqueeze(-1)).mean((1, 2), keepdim=True) / 255.0
+        offset = ((1.0 - contrast) * mean + brightness - 0.5).expand(n, 1, 3)
+        matrix = (contrast / 255.0) * colour.transpose(1, 2)
+        out = torch.baddbmm(offset, pixels, matrix).clamp_(-0.5, 0.5)
+        return out.view(n, h, w, 3).permute(0, 3, 1, 2)
 
 
-def random_shift(image: torch.Tensor, pad: int) -> torch.Tensor:
-    """DrQ's shift: replicate-pad by `pad` and crop back at a random integer offset per image."""
-    n, c, h, w = image.shape
-    padded = F.pad(image, (pad, pad, pad, pad), mode="replicate")
-    dy = torch.randint(0, 2 * pad + 1, (n, 1, 1), device=image.device)
-    dx = torch.randint(0, 2 * pad + 1, (n, 1, 1), device=image.device)
-    rows = (torch.arange(h, device=image.device).view(1, h, 1) + dy).expand(n, h, w)
-    cols = (torch.arange(w, device=image.device).view(1, 1, w) + dx).expand(n, h, w)
-    flat = rows * (w + 2 * pad) + cols                                              # [n, h, w]
-    gathered = padded.reshape(n, c, -1).gather(2, flat.view(n, 1, h * w).expand(n, c, h * w))
-    return gathered.view(n, c, h, w)
+def random_shift(rgb: torch.Tensor, pad: int) -> torch.Tensor:
+    """DrQ's shift of [N, H, W, C] images by up to `pad` pixels, replicating the border
+    (a crop of the padded image is a gather with clamped indices)."""
+    n, h, w, c = rgb.shape
+    dy = torch.randint(-pad, pad + 1, (n, 1), device=rgb.device)
+    dx = torch.randint(-pad, pad + 1, (n, 1), device=rgb.device)
+    rows = (torch.arange(h, device=rgb.device) + dy).clamp_(0, h - 1)
+    cols = (torch.arange(w, device=rgb.device) + dx).clamp_(0, w - 1)
+    flat = (rows[:, :, None] * w + cols[:, None, :]).view(n, h * w, 1).expand(n, h * w, c)
+    return rgb.reshape(n, h * w, c).gather(1, flat).view(n, h, w, c)

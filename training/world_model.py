@@ -23,7 +23,7 @@ DEPTH_MAX_M = 10.0  # depth targets are clipped to this range and scaled to [0, 
 
 def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric InfoNCE of unit vectors [N, P] whose positives share a row; (loss, top-1 accuracy)."""
-    logits = query @ key.t() / temperature
+    logits = query.float() @ key.float().t() / temperature
     labels = torch.arange(len(logits), device=logits.device)
     loss = 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
     with torch.no_grad():
@@ -63,6 +63,7 @@ class RSSM(nn.Module):
 
     # -- distributions --------------------------------------------------------------------
     def sample(self, stats: torch.Tensor) -> torch.Tensor:
+        stats = stats.float()
         if self.discrete:
             logits = stats.view(*stats.shape[:-1], self.stoch, self.classes)
             probs = torch.softmax(logits, -1)
@@ -138,7 +139,7 @@ class RSSM(nn.Module):
             post_stats.append(stats)
         deters_t = torch.stack(deters, 1)
         prior_stats = self.img_out(deters_t)   # the prior depends only on deter: one big matmul
-        return deters_t, torch.stack(stochs, 1), torch.stack(post_stats, 1), prior_stats
+        return deters_t, torch.stack(stochs, 1), torch.stack(post_stats, 1).float(), prior_stats.float()
 
 
 class WorldModel(nn.Module):
@@ -181,13 +182,11 @@ class WorldModel(nn.Module):
         return self.rssm.state_size
 
     # -- pieces ---------------------------------------------------------------------------
-    def encoder_input(self, clean: torch.Tensor, batch: int) -> torch.Tensor:
-        """What the posterior sees: the clean image, a noisy one (denoising), or an intervened one (+da)."""
-        x = clean
+    def encoder_input(self, rgb: torch.Tensor, clean: torch.Tensor, batch: int) -> torch.Tensor:
+        """What the posterior sees: the clean image, an intervened one (+da), noisy ones (denoising)."""
+        x = self.intervention(rgb, batch) if self.rep.augment_inputs else clean
         if self.rep.aux_target == "denoise":
             x = (x + self.rep.denoise_std * torch.randn_like(x)).clamp(-0.5, 0.5)
-        if self.rep.augment_inputs:
-            x = self.intervention(x, batch)
         return x
 
     def embed(self, rgb: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
@@ -228,7 +227,7 @@ class WorldModel(nn.Module):
         for name in ("depth", "seg", "denoise", "rgb"):
             if name not in self.heads:
                 continue
-            pred = self.heads[name](feat)
+            pred = self.heads[name](feat).float()
             target = self.aux_target(name, batch, clean)
             if name == "seg":
                 loss = F.cross_entropy(pred, target, reduction="none").sum((-2, -1)).mean()
@@ -255,12 +254,13 @@ class WorldModel(nn.Module):
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float], dict[str, torch.Tensor]]:
         rgb, goal = batch["rgb"], batch["goal"].float()
         b, t = rgb.shape[:2]
-        clean = image_to_float(rgb.flatten(0, 1))
-        inputs = self.encoder_input(clean, b)
+        frames = rgb.flatten(0, 1)
+        clean = image_to_float(frames)
+        inputs = self.encoder_input(frames, clean, b)
         n = b * t
         if self.rep.contrastive:
             # Both views through the encoder in one call: one large convolution beats two.
-            views = torch.cat([inputs, self.intervention(clean, b)], 0)
+            views = torch.cat([inputs, self.intervention(frames, b)], 0)
             embeds = self.encoder(views)
             embed, embed_aug = embeds[:n], embeds[n:]
         else:
@@ -271,9 +271,9 @@ class WorldModel(nn.Module):
 
         kl_loss, info = self.kl_loss(post, prior)
         # reward/cont/goal heads: one matmul chain over all N states (the MLPs share nothing).
-        reward_pred = self.heads["reward"](feat).squeeze(-1)
-        cont_logit = self.heads["cont"](feat).squeeze(-1)
-        goal_pred = self.heads["goal"](feat)
+        reward_pred = self.heads["reward"](feat).squeeze(-1).float()
+        cont_logit = self.heads["cont"](feat).squeeze(-1).float()
+        goal_pred = self.heads["goal"](feat).float()
         reward_loss = 0.5 * (reward_pred - batch["reward"].float().flatten()).square().mean()
         cont_target = 1.0 - batch["is_terminal"].float().flatten()
         cont_loss = F.binary_cross_entropy_with_logits(cont_logit, cont_target)
@@ -313,8 +313,9 @@ class WorldModel(nn.Module):
         rgb = batch["rgb"][:1]
         t = min(frames, rgb.shape[1])
         sub = {k: v[:1, :t] for k, v in batch.items()}
-        clean = image_to_float(sub["rgb"].flatten(0, 1))
-        embed = self.encoder(self.encoder_input(clean, 1))
+        frames = sub["rgb"].flatten(0, 1)
+        clean = image_to_float(frames)
+        embed = self.encoder(self.encoder_input(frames, clean, 1))
         embed_goal = torch.cat([self.embed_norm(embed).view(1, t, -1), sub["goal"].float()], -1)
         deter, stoch, _, _ = self.rssm.observe(embed_goal, sub["action"].float(), sub["is_first"].bool())
         feat = torch.cat([deter, stoch], -1).flatten(0, 1)
