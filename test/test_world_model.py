@@ -130,3 +130,17 @@ def test_gaussian_stochastic_state_trains(data) -> None:
     assert agent.state_size == 32 + 6
     info = agent.update({k: v[:4] for k, v in data[0].items()})
     assert math.isfinite(info["kl"]) and math.isfinite(info["actor_loss"])
+
+
+def test_bf16_mixed_precision_trains(data) -> None:
+    pool, held = data
+    torch.manual_seed(0)
+    cfg = row_config("recore_depth", "agent.precision=bf16")
+    agent = Agent(cfg.agent, 64)
+    before = held_out_info(agent, held)
+    for step in range(TRAIN_STEPS):
+        info = agent.update({k: v[4 * (step % 8):4 * (step % 8) + 4] for k, v in pool.items()})
+        assert all(math.isfinite(v) for v in info.values()), info
+    after = held_out_info(agent, held)
+    assert after["depth_loss"] < 0.9 * before["depth_loss"]
+    assert after["embed_std"] > 0.2
