@@ -7,6 +7,10 @@ states. Prints min and median over --repeats timed updates after --warmup, on th
 
     python bench/train_update_speed.py [--config config/train/recore_depth.yaml] [--set k=v ...]
     python bench/train_update_speed.py --profile      # torch.profiler table of where the time goes
+
+On a machine shared with other busy processes, OpenMP's spinning threads stall each other and wall
+times balloon (x5-10 seen); `OMP_WAIT_POLICY=PASSIVE` makes them sleep instead, and the printed
+process CPU seconds divided by --threads then estimates the wall time on an idle machine.
 """
 
 from __future__ import annotations
