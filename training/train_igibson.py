@@ -273,8 +273,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="override a config value, e.g. --set run.total_steps=1000 (repeatable)")
     parser.add_argument("--run-dir", type=Path, help="default runs/<config name>")
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --run-dir")
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
-                        help="torch CPU threads (default: the CPUs this process may use)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: the CPUs left over by the env processes)")
     return parser.parse_args(argv)
 
 
@@ -307,7 +307,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, IGibsonMissing) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    # Deliberate: torch's default may oversubscribe the cores the env processes also need.
+    # Deliberate: the env processes simulate while the agent updates, and OpenMP threads that
+    # share a core with them wait on each other (measured here: a tiny update 100x slower with 2
+    # threads beside one busy process). So by default torch gets the cores the envs leave over.
+    if args.threads is None:
+        args.threads = len(os.sched_getaffinity(0)) - cfg.env.num_envs
     torch.set_num_threads(max(1, args.threads))
     trainer = Trainer(cfg, args.run_dir, args.env, resume=args.resume)
 
