@@ -239,6 +239,16 @@ def write_video(frames: np.ndarray, path: Path) -> Path:
         return path.with_suffix(".gif")
 
 
+def record_in_bundle(bundle_dir: Path, spec, key: str, summary: dict[str, Any],
+                     row: dict[str, Any]) -> None:
+    """Put an evaluation into the bundle's policy.json, so the model carries its measured results."""
+    from recore_nav.bundle import write_bundle_json
+    spec.evaluation[key] = {"episodes": summary["episodes"], "seed_base": summary["seed_base"],
+                            "max_steps": summary["max_steps"], **row,
+                            "baseline": summary["results"].get(GoalSeekingBaseline.name)}
+    write_bundle_json(bundle_dir, spec)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("bundle", type=Path, help="policy bundle directory (policy.onnx + policy.json)")
@@ -252,6 +262,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-steps", type=int, default=500)
     parser.add_argument("--workers", type=int, default=2, help="episode processes")
     parser.add_argument("--videos", type=int, default=2, help="videos of successes and of failures, each")
+    parser.add_argument("--record", action="store_true",
+                        help="store this evaluation in the bundle's policy.json (evaluation.<env>/<split>)")
     parser.add_argument("--providers", default="cpu", help="onnxruntime providers (cpu, auto, cuda, tensorrt)")
     args = parser.parse_args(argv)
     if args.episodes < 1:
@@ -302,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown_table(rows, title)
     (out / "summary.md").write_text(table)
     print(table)
+    if args.record:
+        record_in_bundle(args.bundle, spec, f"{args.env}/{args.split}", summary, rows[name])
     print(f"wrote {out}/summary.json, summary.md" + (", success_vs_steps.png" if plotted else "")
           + f" and {len(video_files)} videos")
     return 0
