@@ -17,7 +17,7 @@ ROS_WHEELS = [
     "ros-jazzy-std-msgs", "ros-jazzy-rmw-fastrtps-cpp",
 ]
 SIMULATOR = ["mujoco>=3.2", "gymnasium>=1.0", "scipy>=1.10", "imageio>=2.30", "imageio-ffmpeg>=0.5"]
-# torch is pinned: an unpinned torch pulls gigabytes of CUDA wheels on CPU machines.
+# PyTorch stays pinned: an unpinned requirement pulls gigabytes of CUDA wheels on CPU machines.
 TRAINING = SIMULATOR + [
     "torch==2.13.0", "onnx>=1.16", "onnxscript>=0.1", "tensorboard>=2.15", "tqdm>=4.60",
     "matplotlib>=3.7", "rosbags>=0.10",
