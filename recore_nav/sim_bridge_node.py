@@ -206,9 +206,9 @@ class SimBridgeNode(Node):
             return
         self._send_goal_when_matched()
         now = time.monotonic()
-        fresh = now - self.command_time <= self.command_timeout
         if self.lockstep and self.goal_sent and now - self.last_step_time < self.command_timeout:
             return  # the command callback drives the simulation
+        fresh = now - self.command_time <= self.command_timeout
         self._step(self.command if fresh else np.zeros(2, dtype=np.float32))
 
     def _step(self, action: np.ndarray) -> None:

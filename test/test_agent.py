@@ -163,7 +163,6 @@ def test_actor_learns_to_prefer_rewarded_actions_in_imagination() -> None:
     torch.manual_seed(0)
     cfg = load_config("config/train/smoke.yaml", ["agent.behavior.actor_lr=3e-3", "agent.behavior.entropy_scale=0"])
     agent = Agent(cfg.agent, 64)
-    wm = agent.world_model
     # A world model whose reward is read off the action: the deter state after one step depends on
     # the action through the GRU; train the reward head to report the action taken.
     batch = toy_batch(4, 8)
