@@ -176,3 +176,37 @@ def test_actor_learns_to_prefer_rewarded_actions_in_imagination() -> None:
         agent.update_behavior(posterior)
     end = agent.policy_step(rgb, goal, prev, agent.initial_state(16))[0][:, 0].mean()
     assert end > start + 0.2, (float(start), float(end))
+
+
+def test_recipes_merge_left_to_right() -> None:
+    """A table row over the shipped recipe: the row's representation, the base's sizes and budget."""
+    base = load_config("config/train/recore_pointnav.yaml")
+    cfg = load_config(["config/train/recore_pointnav.yaml", "config/train/dreamer.yaml"], ["run.total_steps=123"])
+    assert cfg.agent.method == "dreamer" and cfg.agent.representation.reconstruct_rgb
+    assert not cfg.agent.representation.contrastive and cfg.agent.representation.aux_target == "none"
+    assert cfg.agent.representation.projection_dim == base.agent.representation.projection_dim   # kept from the base
+    assert cfg.agent.world_model == base.agent.world_model and cfg.agent.behavior == base.agent.behavior
+    assert cfg.run.total_steps == 123 and cfg.run.prefill_policy == base.run.prefill_policy == "expert"
+    with pytest.raises(ConfigError, match="prefill_policy"):
+        load_config(None, ["run.prefill_policy=teleport"])
+
+
+def test_actor_imitates_labelled_states_and_ignores_unlabelled_ones() -> None:
+    """bc_scale > 0: the deterministic action moves to the expert's command on real states;
+    a batch without labels (NaN) leaves the imitation term out instead of poisoning the loss."""
+    torch.manual_seed(0)
+    cfg = load_config("config/train/smoke.yaml", ["agent.behavior.bc_scale=1.0", "agent.behavior.actor_lr=3e-3"])
+    agent = Agent(cfg.agent, 64)
+    batch = toy_batch(4, 8)
+    target = torch.tensor([0.8, -0.5])
+    batch["expert_action"] = target.expand(4, 8, 2).clone()
+    losses = [agent.update(batch)["imitation_loss"] for _ in range(30)]
+    assert losses[-1] < 0.25 * losses[0], losses
+    rgb, goal, prev = step_inputs(8)
+    action = agent.policy_step(rgb, goal, prev, agent.initial_state(8))[0]
+    assert torch.allclose(action.mean(0), target, atol=0.25), action.mean(0)
+
+    batch["expert_action"] = torch.full((4, 8, 2), float("nan"))
+    info = agent.update(batch)
+    assert info["imitation_labelled"] == 0.0 and info["imitation_loss"] == 0.0
+    assert all(math.isfinite(v) for v in info.values())

@@ -4,6 +4,8 @@ From every posterior state of a replayed batch the actor rolls the prior forward
 lambda-returns from predicted rewards, continuation and a slow target critic train the critic
 (regression) and the actor (dynamics backpropagation through the straight-through RSSM, plus
 entropy). Actor and critic see [feat, goal]; imagined states take their goal from the goal head.
+With `bc_scale > 0` the actor also imitates the simulator's expert on the replayed real states
+(MoDem-style demonstration guidance; the collected states are the policy's own, so it is DAgger).
 """
 
 from __future__ import annotations
@@ -82,6 +84,10 @@ class ActorCritic(nn.Module):
         returns = lambda_return(reward, value, discount, cfg.lam)               # [H, N]
         entropy = -log_probs
         actor_loss = -(weight * (returns + cfg.entropy_scale * entropy)).mean()
+        imitation_info = {}
+        if cfg.bc_scale > 0 and "expert_action" in posterior:
+            imitation, imitation_info = self.imitation_loss(feats[0], goal, posterior["expert_action"].flatten(0, 1))
+            actor_loss = actor_loss + cfg.bc_scale * imitation
 
         critic_value = self.critic(inputs[:-1].detach()).squeeze(-1).float()
         critic_loss = (weight * 0.5 * (critic_value - returns.detach()).square()).mean()
@@ -92,8 +98,20 @@ class ActorCritic(nn.Module):
             "imag_return": returns.detach().mean(),
             "imag_reward": reward.detach().mean(),
             "critic_value": critic_value.detach().mean(),
+            **imitation_info,
         }
         return actor_loss, critic_loss, info
+
+    def imitation_loss(self, feat: torch.Tensor, goal: torch.Tensor, expert_action: torch.Tensor
+                       ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Squared error of the actor's deterministic action (what the robot runs) against the
+        expert's command at the same real state; states without a label (NaN) do not count."""
+        valid = torch.isfinite(expert_action).all(-1).float()
+        target = torch.nan_to_num(expert_action, nan=0.0)
+        mode = self.actor(torch.cat([feat, goal], -1).detach()).mode()
+        error = (mode - target).square().sum(-1)
+        loss = (valid * error).sum() / valid.sum().clamp(min=1.0)
+        return loss, {"imitation_loss": loss.detach(), "imitation_labelled": valid.mean()}
 
     def update_target(self) -> None:
         """Hard (fraction 1) or Polyak copy into the target critic every `slow_target_every` updates."""

@@ -76,6 +76,27 @@ def _info_at(info: dict[str, Any], key: str, i: int, default: Any = 0) -> Any:
     return info[key][i]
 
 
+def _expert_actions(info: dict[str, Any], num_envs: int) -> np.ndarray:
+    """[N, 2] expert commands from a vector env's info; NaN for envs without an expert."""
+    out = np.full((num_envs, ACTION_DIM), np.nan, np.float32)
+    if "expert_action" in info:
+        mask = info.get("_expert_action", np.ones(num_envs, bool))
+        out[mask] = np.asarray(info["expert_action"], np.float32)[mask]
+    return out
+
+
+def expert_policy(collector: "Collector", noise_std: float, rng: np.random.Generator) -> BatchPolicy:
+    """The simulator's shortest-path expert with Gaussian action noise (expert-seeded prefill:
+    imperfect demonstrations that still reach goals, so reward and continuation heads see
+    successes from the start). Envs without an expert get uniform random actions."""
+    def act(obs: dict[str, np.ndarray], prev_action: np.ndarray, is_first: np.ndarray) -> np.ndarray:
+        action = collector.expert_action + rng.normal(0.0, noise_std, collector.expert_action.shape)
+        missing = ~np.isfinite(action).all(-1)
+        action[missing] = rng.uniform(-1.0, 1.0, (int(missing.sum()), ACTION_DIM))
+        return action.astype(np.float32)
+    return act
+
+
 class Collector:
     """Steps a vector env with a policy, writing into a replay and returning finished episodes.
 
@@ -89,7 +110,8 @@ class Collector:
         self.envs = envs
         self.replay = replay
         self.num_envs = envs.num_envs
-        self.obs, _ = envs.reset(seed=seed)
+        self.obs, info = envs.reset(seed=seed)
+        self.expert_action = _expert_actions(info, self.num_envs)   # the expert's command at self.obs
         self.is_first = np.ones(self.num_envs, bool)
         self.done = np.zeros(self.num_envs, bool)     # the current observation ended its episode
         self.prev_action = np.zeros((self.num_envs, ACTION_DIM), np.float32)
@@ -105,6 +127,7 @@ class Collector:
         if while_stepping is not None:
             while_stepping()
         self.obs, reward, terminated, truncated, info = self.envs.step_wait()
+        self.expert_action = _expert_actions(info, self.num_envs)
         finished = []
         for i in range(self.num_envs):
             if self.done[i]:   # autoreset: a new episode's first observation
@@ -130,7 +153,8 @@ class Collector:
             return
         step = {"rgb": self.obs["rgb"][i], "depth": self.obs["depth"][i], "seg": self.obs["seg"][i],
                 "goal": self.obs["goal"][i], "action": action, "reward": np.float32(reward),
-                "is_first": bool(self.is_first[i]), "is_terminal": terminal}
+                "is_first": bool(self.is_first[i]), "is_terminal": terminal,
+                "expert_action": self.expert_action[i]}
         self.replay.add_step(i, step, episode_over=bool(self.done[i]))
 
 

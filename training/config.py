@@ -2,9 +2,11 @@
 
 Defaults are DreamerV2's published sizes (deterministic state 200, stochastic 32x32 discrete,
 CNN depth 32, MLPs of 400 units, batch 16 x 50, imagination horizon 15). A recipe in
-`config/train/<name>.yaml` overrides only what differs; `--set a.b=c` overrides win over it:
+`config/train/<name>.yaml` overrides only what differs; several recipes merge left to right (a
+table row over the shipped model's sizes and budget); `--set a.b=c` overrides win over all:
 
     cfg = load_config("config/train/recore_depth.yaml", overrides=["agent.batch_size=8"])
+    cfg = load_config(["config/train/recore_pointnav.yaml", "config/train/dreamer.yaml"])
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ class EnvConfig:
 @dataclass
 class RunConfig:
     total_steps: int = 1_000_000    # environment steps, summed over environments
-    prefill_steps: int = 5_000      # random-policy steps before the first update
+    prefill_steps: int = 5_000      # steps before the first update, driven by `prefill_policy`
+    prefill_policy: str = "random"  # random (uniform actions) or expert (shortest-path expert + noise)
+    expert_noise: float = 0.3       # action noise std of the expert prefill
     train_ratio: int = 512          # replayed steps per environment step (DreamerV3 convention)
     replay_capacity: int = 1_000_000
     eval_every: int = 50_000
@@ -108,6 +112,9 @@ class BehaviorConfig:
     actor_init_std: float = 1.0
     slow_target_every: int = 100    # updates between hard copies into the target critic
     slow_target_fraction: float = 1.0
+    # Imitation of the simulator's shortest-path expert on replayed (on-policy: DAgger) states,
+    # added to the imagination actor loss. 0 is the paper's method; see config/train/recore_pointnav.yaml.
+    bc_scale: float = 0.0
 
 
 @dataclass
@@ -132,6 +139,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     rep, wm = cfg.agent.representation, cfg.agent.world_model
     if rep.aux_target not in AUX_TARGETS:
         raise ConfigError(f"agent.representation.aux_target must be one of {AUX_TARGETS}, not {rep.aux_target!r}")
+    if cfg.run.prefill_policy not in ("random", "expert"):
+        raise ConfigError(f"run.prefill_policy must be random or expert, not {cfg.run.prefill_policy!r}")
     if cfg.agent.precision not in ("fp32", "bf16"):
         raise ConfigError(f"agent.precision must be fp32 or bf16, not {cfg.agent.precision!r}")
     if cfg.env.image_size % 16 or cfg.env.image_size < 32:
@@ -199,17 +208,30 @@ def _set_dotted(tree: dict[str, Any], override: str) -> None:
     node[parts[-1]] = yaml.safe_load(raw)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
-    """The TrainConfig of a YAML recipe (None: the defaults) with `a.b=value` overrides applied."""
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """`update` over `base`, section by section (a later recipe overrides only what it names)."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_config(paths: str | Path | list[str | Path] | tuple[str | Path, ...] | None = None,
+                overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """The TrainConfig of one YAML recipe, or of several merged left to right (None: the
+    defaults), with `a.b=value` overrides applied last."""
+    if paths is None:
+        paths = []
+    elif isinstance(paths, (str, Path)):
+        paths = [paths]
     tree: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
+    for path in map(Path, paths):
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         loaded = yaml.safe_load(path.read_text()) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path} must hold a mapping at the top level")
-        tree = loaded
+        tree = _merge(tree, loaded)
     for override in overrides:
         _set_dotted(tree, override)
     return validate(_build(TrainConfig, tree, ""))

@@ -3,7 +3,8 @@
 Episodes are kept whole, in arrival order, each a dict of arrays over its steps, in the
 Dreamer convention: step t holds the observation o_t, the action a_{t-1} that led to it (zero at
 the first step), the reward r_t received on arriving, `is_first` and `is_terminal` (the episode
-ended at o_t by success, not by the time limit). Episodes still running are sampled too, so
+ended at o_t by success, not by the time limit) and `expert_action`, the shortest-path expert's
+command at o_t where the simulator offers one (NaN elsewhere: iGibson, logs). Episodes still running are sampled too, so
 learning can begin before the first 500-step episode ends.
 
 `sample(batch, length)` draws [B,T] windows whose start is uniform over all stored steps; a
@@ -31,7 +32,12 @@ def step_layout(image_size: int) -> dict[str, tuple[tuple[int, ...], np.dtype, n
         "reward": ((), np.dtype(np.float32), np.dtype(np.float32)),
         "is_first": ((), np.dtype(bool), np.dtype(bool)),
         "is_terminal": ((), np.dtype(bool), np.dtype(bool)),
+        # The expert's command at o_t (imitation label); NaN where no expert was there to ask.
+        "expert_action": ((2,), np.dtype(np.float32), np.dtype(np.float32)),
     }
+
+
+OPTIONAL_KEYS = {"expert_action": np.nan}   # a step may omit these; they are stored as this value
 
 
 class _Episode:
@@ -45,7 +51,7 @@ class _Episode:
         if self.length == len(self.arrays["rgb"]):   # longer than expected: double the room
             self.arrays = {k: np.concatenate([v, np.zeros_like(v)]) for k, v in self.arrays.items()}
         for key, array in self.arrays.items():
-            array[self.length] = step[key]
+            array[self.length] = step[key] if key in step else OPTIONAL_KEYS[key]
         self.length += 1
 
     def trimmed(self) -> dict[str, np.ndarray]:
@@ -162,7 +168,11 @@ class EpisodeReplay:
             replay = cls(int(data["capacity"]), int(data["image_size"]), int(data["max_episode_steps"]))
             replay.total_added = int(data["total_added"])
             bounds = np.concatenate([[0], np.cumsum(data["lengths"])])
-            columns = {key: data[key] for key in replay.layout}
+            total = int(data["lengths"].sum())
+            # Replays written before a key existed load with its missing-value fill.
+            columns = {key: data[key] if key in data.files else
+                       np.full((total, *shape), OPTIONAL_KEYS[key], stored)
+                       for key, (shape, stored, _) in replay.layout.items()}
         for start, end in zip(bounds[:-1], bounds[1:]):
             replay.episodes.append({k: v[start:end].copy() for k, v in columns.items()})
         return replay

@@ -1,12 +1,13 @@
 """Online training of the ReCoRe agent (or any table row) against point-goal environments.
 
     python training/train_igibson.py --env embedded --config config/train/recore_depth.yaml \\
-        [--set run.total_steps=200000 ...] [--run-dir runs/recore_depth] [--resume] [--threads N]
+        [--config more.yaml ...] [--set run.total_steps=200000 ...] [--run-dir runs/recore_depth]
+        [--resume] [--threads N]
 
-Several environment processes (spawned) feed an episode replay; after a prefill with random
-actions, every environment step owes `train_ratio / (batch_size * seq_len)` updates (DreamerV3's
-replayed-steps ratio), run while the environments simulate the next step. Exploration samples
-the actor. Every `eval_every` steps the deterministic policy runs fixed-seed episodes on each
+Several environment processes (spawned) feed an episode replay. After a prefill (random actions,
+or the simulator's shortest-path expert with action noise: `run.prefill_policy`), every
+environment step owes `train_ratio / (batch_size * seq_len)` updates (DreamerV3's replayed-steps
+ratio), run while the environments simulate the next step. Exploration samples the actor. Every `eval_every` steps the deterministic policy runs fixed-seed episodes on each
 evaluation split (see `training/collect.py`).
 
 Run directory: `config.yaml`, `metrics.jsonl` (one JSON object a line: kind "train" with the
@@ -36,7 +37,7 @@ import yaml
 
 from training.agent import Agent
 from training.checkpoint import has_checkpoint, load_checkpoint, load_replay, save_checkpoint
-from training.collect import (EVAL_SEED_BASE, Collector, EpisodeResult, make_vector_env,
+from training.collect import (EVAL_SEED_BASE, Collector, EpisodeResult, expert_policy, make_vector_env,
                               run_eval_episodes)
 from training.config import ConfigError, TrainConfig, config_to_dict, load_config
 from training.igibson_env import IGibsonMissing
@@ -164,7 +165,10 @@ class Trainer:
                                cfg.env.image_size, cfg.env.max_episode_steps)
         collector = Collector(envs, replay=self.replay)
         explore = agent_policy(self.agent, envs.num_envs, explore=True)
-        random_policy = lambda obs, prev, first: self.rng.uniform(-1.0, 1.0, (envs.num_envs, 2))  # noqa: E731
+        if run.prefill_policy == "expert":
+            prefill_policy = expert_policy(collector, run.expert_noise, self.rng)
+        else:
+            prefill_policy = lambda obs, prev, first: self.rng.uniform(-1.0, 1.0, (envs.num_envs, 2))  # noqa: E731
         progress = tqdm(total=run.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
                         disable=None, desc=f"{cfg.agent.method}")
         last_time, last_step, last_updates = time.time(), self.step, self.updates
@@ -174,7 +178,7 @@ class Trainer:
                 if not prefilling:
                     self.update_credit += envs.num_envs * self.updates_per_step
                 try:
-                    finished = collector.step(random_policy if prefilling else explore,
+                    finished = collector.step(prefill_policy if prefilling else explore,
                                               while_stepping=None if prefilling else self._train)
                 except Exception:
                     if self.stop_requested:   # a worker went down with the signal; save what we have
@@ -268,7 +272,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", choices=("embedded", "igibson"), default="embedded")
-    parser.add_argument("--config", type=Path, help="config/train/<name>.yaml (on --resume: the run's own)")
+    parser.add_argument("--config", type=Path, action="append",
+                        help="config/train/<name>.yaml; repeat to merge recipes left to right, e.g. the "
+                             "shipped sizes then a table row (on --resume: the run's own config)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set run.total_steps=1000 (repeatable)")
     parser.add_argument("--run-dir", type=Path, help="default runs/<config name>")
@@ -284,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.config is None:
             print("error: give --config (or --run-dir with --resume)", file=sys.stderr)
             return 2
-        args.run_dir = Path("runs") / args.config.stem
+        args.run_dir = Path("runs") / args.config[-1].stem
     try:
         if args.resume:
             if not has_checkpoint(args.run_dir):

@@ -294,6 +294,8 @@ class WorldModel(nn.Module):
             info["model_loss"] = loss.detach()
         posterior = {"deter": deter.detach(), "stoch": stoch.detach(), "goal": goal,
                      "cont": cont_target.view(b, t)}
+        if "expert_action" in batch:     # imitation labels ride along to the actor (behavior.py)
+            posterior["expert_action"] = batch["expert_action"].float()
         return loss, info, posterior
 
     def kl_loss(self, post: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:

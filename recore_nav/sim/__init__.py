@@ -35,7 +35,8 @@ physics substep of the step. Walls stop the robot through physics contacts (the 
 `info`: success, collision (this step), collisions (episode count), geodesic_distance,
 shortest_path_length (geodesic at the start), path_length (driven), spl (success * shortest /
 max(shortest, path); set when the episode ends, else 0), robot_pose (x, y, yaw world frame),
-goal_position (x, y), invalid_actions (episode count), steps.
+goal_position (x, y), invalid_actions (episode count), steps, expert_action (float32 (2,): what
+`oracle_action()` commands from the observation just returned).
 
 For the ROS bridge, baselines and evaluation: `env.robot_pose()` -> (x, y, yaw),
 `env.robot_velocity()` -> (v, w) body frame, `env.goal_position` (x, y), `env.control_dt`,

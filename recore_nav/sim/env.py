@@ -340,4 +340,7 @@ class PointNavEnv(gym.Env):
             "goal_position": self.goal_position.copy(),
             "invalid_actions": int(self.episode_invalid_actions),
             "steps": int(self.steps),
+            # The shortest-path expert's command for the observation just returned: the label
+            # of imitation (DAgger) and the driver of expert-seeded data collection.
+            "expert_action": self.oracle_action(),
         }
