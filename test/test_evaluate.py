@@ -11,7 +11,7 @@ import pytest
 from onnx_policies import write_goal_seeking_bundle
 
 from training import evaluate
-from training.baselines import GoalSeekingBaseline
+from training.baselines import GoalSeekingBaseline, ShortestPathExpert
 from training.evaluate import Episode, bootstrap_interval, summarize, wilson_interval
 
 
@@ -55,13 +55,15 @@ def test_evaluate_writes_summary_for_bundle_and_baseline_on_the_same_episodes(tm
         json.dumps({"step": s, "kind": "eval", "split": "train", "success_rate": r}) + "\n"
         for s, r in ((100, 0.1), (200, 0.4))))
     code = evaluate.main([str(bundle), "--env", "embedded", "--split", "train", "--episodes", "3",
-                          "--baseline", "--max-steps", "80", "--workers", "1", "--videos", "1",
+                          "--baseline", "--expert", "--max-steps", "80", "--workers", "1", "--videos", "1",
                           "--run-dir", str(run_dir), "--out", str(out)])
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["episodes"] == 3 and summary["split"] == "train"
     rows = summary["results"]
-    assert set(rows) == {"goal_seeking_test", GoalSeekingBaseline.name}
+    assert set(rows) == {"goal_seeking_test", GoalSeekingBaseline.name, ShortestPathExpert.name}
+    # The privileged expert is the ceiling: on these short episodes it is never beaten.
+    assert rows[ShortestPathExpert.name]["spl"]["value"] >= rows[GoalSeekingBaseline.name]["spl"]["value"]
     for metrics in rows.values():
         for key in ("success_rate", "spl", "collisions", "episode_length", "return"):
             low, high = metrics[key]["ci95"]
@@ -90,3 +92,17 @@ def test_bad_bundle_is_a_one_line_error(tmp_path, capsys):
     assert evaluate.main([str(tmp_path / "empty"), "--episodes", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and err.count("\n") == 1
+
+
+def test_comparison_table_lists_rows_and_references(tmp_path):
+    from training import compare
+    metric = {"value": 0.5, "ci95": [0.4, 0.6]}
+    result = {"training": {"steps": 1200, "updates": 90}, "success_rate": metric, "spl": metric}
+    reference = {**result, "training": {"steps": 0, "updates": 0}}
+    table = compare.table_markdown({"dreamer": {"train": result, "ood": result},
+                                    GoalSeekingBaseline.name: {"train": reference, "ood": reference}},
+                                   ("train", "ood"), "rows")
+    assert "| dreamer | 1200 / 90 | 50.0 [40.0, 60.0] | 0.50 [0.40, 0.60] | 50.0 [40.0, 60.0] |" in table
+    assert f"| {GoalSeekingBaseline.name} | no training |" in table
+    with pytest.raises(SystemExit):
+        compare.parse_args(["--rows", "no_such_row"])

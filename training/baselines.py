@@ -48,3 +48,19 @@ class GoalSeekingBaseline:
         # Slow down near the goal so it is not overshot (success radius 0.36 m, 0.05 m a step at full speed).
         linear = float(np.clip(distance / 0.5, 0.2, 1.0)) * max(0.0, cos_bearing) if facing else 0.0
         return np.array([linear, angular], dtype=np.float32)
+
+
+class ShortestPathExpert:
+    """The simulator's privileged expert (`PointNavEnv.oracle_action`, reported as
+    `info["expert_action"]`): it follows the geodesic shortest path, which no robot knows. It is
+    the ceiling of the table and the teacher of the imitation term (`behavior.bc_scale`)."""
+
+    name = "shortest-path expert (privileged)"
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        if "expert_action" not in info:
+            raise RuntimeError("this environment reports no expert_action (only the embedded simulator does)")
+        return np.asarray(info["expert_action"], np.float32)

@@ -9,7 +9,8 @@ A row is `config/train/<row>.yaml` merged over `--base` (the shipped model's siz
 recipe), so rows differ only in their representation. Each stage is skipped when its output
 exists, and an interrupted training resumes, so rerunning the command continues the table.
 Per row: `OUT/<row>/` (the training run), `OUT/<row>/bundle/`, `OUT/<row>/eval_<split>/`
-(`training/evaluate.py`'s outputs); the table: `OUT/table.md` and `OUT/table.json`.
+(`training/evaluate.py`'s outputs); the table: `OUT/table.md` and `OUT/table.json`, with the
+no-learning baseline and the privileged shortest-path expert on the same episodes beside the rows.
 """
 
 from __future__ import annotations
@@ -61,6 +62,28 @@ def evaluate_row(row: str, run_dir: Path, args: argparse.Namespace) -> dict[str,
     return results
 
 
+REFERENCES = {"baseline": "goal-seeking baseline", "expert": "shortest-path expert (privileged)"}
+
+
+def reference_rows(bundle: Path, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The no-learning baseline (the floor) and the privileged expert (the ceiling) on the same
+    episodes as the rows; computed once, kept in OUT/references.json."""
+    from training.evaluate import evaluate_policy, parse_args as evaluate_args, summarize
+
+    path = args.out / "references.json"
+    rows = json.loads(path.read_text()) if path.is_file() else {}
+    for policy, name in REFERENCES.items():
+        for split in args.splits:
+            if split in rows.get(name, {}):
+                continue
+            options = evaluate_args([str(bundle), "--split", split, "--episodes", str(args.episodes),
+                                     "--workers", str(args.workers), "--videos", "0"])
+            episodes, _ = evaluate_policy(policy, options, image_size=64)
+            rows.setdefault(name, {})[split] = {"training": {"steps": 0, "updates": 0}, **summarize(episodes)}
+            path.write_text(json.dumps(rows, indent=2) + "\n")
+    return rows
+
+
 def table_markdown(table: dict[str, dict[str, Any]], splits: tuple[str, ...], title: str) -> str:
     def cell(metric: dict[str, Any], percent: bool) -> str:
         scale, digits = (100.0, 1) if percent else (1.0, 2)
@@ -72,7 +95,8 @@ def table_markdown(table: dict[str, dict[str, Any]], splits: tuple[str, ...], ti
     for row, results in table.items():
         training = next(iter(results.values()))["training"]
         cells = [f"{cell(results[s]['success_rate'], True)} | {cell(results[s]['spl'], False)}" for s in splits]
-        lines.append(f"| {row} | {training['steps']} / {training['updates']} | " + " | ".join(cells) + " |")
+        budget = f"{training['steps']} / {training['updates']}" if training.get("steps") else "no training"
+        lines.append(f"| {row} | {budget} | " + " | ".join(cells) + " |")
     lines += ["", "Success with a 95% Wilson interval, SPL with a 95% bootstrap interval of the mean."]
     return "\n".join(lines) + "\n"
 
@@ -109,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         title = (f"Rows over {Path(args.base).name} ({', '.join(args.overrides) or 'as is'}), "
                  f"{args.episodes} episodes a split (same seeds)")
         (args.out / "table.md").write_text(table_markdown(table, args.splits, title))
+    table.update(reference_rows(args.out / args.rows[0] / "bundle", args))
+    (args.out / "table.json").write_text(json.dumps(table, indent=2) + "\n")
+    (args.out / "table.md").write_text(table_markdown(table, args.splits, title))
     print((args.out / "table.md").read_text())
     return 0
 

@@ -1,12 +1,12 @@
 """Evaluate a policy bundle the way the robot runs it: onnxruntime through `PolicyRuntime`.
 
     python training/evaluate.py models/recore_pointnav --env embedded --split ood --episodes 200 \\
-        [--baseline] [--run-dir runs/recore_depth] [--out DIR] [--workers 2] [--videos 2]
+        [--baseline] [--expert] [--run-dir runs/recore_depth] [--out DIR] [--workers 2] [--videos 2]
 
 Episode i uses seed `--seed-base` + i (default `training.collect.EVAL_SEED_BASE`, the seeds the
-training program evaluates on), so two policies, and the no-learning baseline of `--baseline`
-(`training/baselines.py`), meet the same scenes, starts and goals. Reported per policy: success
-rate (95% Wilson interval), SPL, collisions per episode, episode length and return (95%
+training program evaluates on), so two policies, the no-learning baseline of `--baseline` and
+the privileged shortest-path expert of `--expert` (`training/baselines.py`) meet the same scenes,
+starts and goals. Reported per policy: success rate (95% Wilson interval), SPL, collisions per episode, episode length and return (95%
 bootstrap intervals of the mean). Writes to `--out` (default runs/eval/<bundle>_<env>_<split>):
 `summary.json`, `summary.md`, `success_vs_steps.png` (from `--run-dir`'s metrics.jsonl) and
 `videos/`: a few successes and failures, the camera beside the top-down map with the path.
@@ -29,7 +29,7 @@ if __package__ in (None, ""):   # run as `python training/evaluate.py`: import `
 
 import numpy as np
 
-from training.baselines import GoalSeekingBaseline
+from training.baselines import GoalSeekingBaseline, ShortestPathExpert
 from training.collect import ENV_KINDS, EVAL_SEED_BASE, make_env
 
 SPLITS = ("train", "ood", "sim2real")
@@ -132,6 +132,8 @@ def run_episodes(job: dict[str, Any]) -> tuple[list[Episode], list[tuple[Episode
     """Run the episodes of `job["seeds"]` with one policy in this process; keep a few videos."""
     if job["policy"] == "baseline":
         policy = GoalSeekingBaseline()
+    elif job["policy"] == "expert":
+        policy = ShortestPathExpert()
     else:
         policy = BundlePolicy(Path(job["bundle"]), job["providers"])
     env = make_env(job["env"], job["split"], image_size=job["image_size"], max_steps=job["max_steps"])
@@ -166,7 +168,7 @@ def run_episodes(job: dict[str, Any]) -> tuple[list[Episode], list[tuple[Episode
 
 def evaluate_policy(policy: str, args: argparse.Namespace, image_size: int
                     ) -> tuple[list[Episode], list[tuple[Episode, np.ndarray]]]:
-    """All episodes of one policy ("bundle" or "baseline"), split over worker processes."""
+    """All episodes of one policy ("bundle", "baseline" or "expert"), split over worker processes."""
     seeds = [args.seed_base + i for i in range(args.episodes)]
     workers = max(1, min(args.workers, len(seeds)))
     jobs = [{"policy": policy, "bundle": str(args.bundle), "providers": args.providers, "env": args.env,
@@ -256,6 +258,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split", choices=SPLITS, default="train")
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--baseline", action="store_true", help="also run the no-learning baseline")
+    parser.add_argument("--expert", action="store_true",
+                        help="also run the privileged shortest-path expert (the ceiling; embedded simulator only)")
     parser.add_argument("--run-dir", type=Path, help="training run whose metrics.jsonl to plot")
     parser.add_argument("--out", type=Path, help="output directory (default runs/eval/<bundle>_<env>_<split>)")
     parser.add_argument("--seed-base", type=int, default=EVAL_SEED_BASE)
@@ -289,11 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     results = {name: evaluate_policy("bundle", args, spec.image_height)}
     if args.baseline:
         results[GoalSeekingBaseline.name] = evaluate_policy("baseline", args, spec.image_height)
+    if args.expert:
+        results[ShortestPathExpert.name] = evaluate_policy("expert", args, spec.image_height)
     rows = {policy: summarize(episodes) for policy, (episodes, _) in results.items()}
 
     video_files = []
     for policy, (_, videos) in results.items():
-        tag = "baseline" if policy == GoalSeekingBaseline.name else "policy"
+        tag = {GoalSeekingBaseline.name: "baseline", ShortestPathExpert.name: "expert"}.get(policy, "policy")
         for episode, frames in videos:
             outcome = "success" if episode.success else "failure"
             video_files.append(str(write_video(frames, out / "videos" / f"{tag}_{outcome}_seed{episode.seed}")))
