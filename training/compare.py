@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):   # run as `python training/compare.py`: import `training.` from the repo
+    sys.path.insert(0, str(REPO))
 SPLITS = ("train", "ood", "sim2real")
 
 
