@@ -70,6 +70,7 @@ REFERENCES = {"baseline": "goal-seeking baseline", "expert": "shortest-path expe
 def reference_rows(bundle: Path, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """The no-learning baseline (the floor) and the privileged expert (the ceiling) on the same
     episodes as the rows; computed once, kept in OUT/references.json."""
+    from recore_nav.bundle import read_bundle_spec
     from training.evaluate import evaluate_policy, parse_args as evaluate_args, summarize
 
     path = args.out / "references.json"
@@ -80,17 +81,14 @@ def reference_rows(bundle: Path, args: argparse.Namespace) -> dict[str, dict[str
                 continue
             options = evaluate_args([str(bundle), "--split", split, "--episodes", str(args.episodes),
                                      "--workers", str(args.workers), "--videos", "0"])
-            episodes, _ = evaluate_policy(policy, options, image_size=64)
+            episodes, _ = evaluate_policy(policy, options, read_bundle_spec(bundle).image_height)
             rows.setdefault(name, {})[split] = {"training": {"steps": 0, "updates": 0}, **summarize(episodes)}
             path.write_text(json.dumps(rows, indent=2) + "\n")
     return rows
 
 
 def table_markdown(table: dict[str, dict[str, Any]], splits: tuple[str, ...], title: str) -> str:
-    def cell(metric: dict[str, Any], percent: bool) -> str:
-        scale, digits = (100.0, 1) if percent else (1.0, 2)
-        low, high = (scale * v for v in metric["ci95"])
-        return f"{scale * metric['value']:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+    from training.evaluate import interval_cell as cell
 
     header = "| row | steps / updates | " + " | ".join(f"{s} success % | {s} SPL" for s in splits) + " |"
     lines = [f"### {title}", "", header, "|---|---|" + "---|---|" * len(splits)]

@@ -187,13 +187,15 @@ def evaluate_policy(policy: str, args: argparse.Namespace, image_size: int
 
 
 # -- writing results ---------------------------------------------------------------------------
-def markdown_table(rows: dict[str, dict[str, dict[str, Any]]], title: str) -> str:
-    def cell(metric: dict[str, Any], percent: bool = False) -> str:
-        scale = 100.0 if percent else 1.0
-        low, high = (scale * v for v in metric["ci95"])
-        digits = 1 if percent else 2
-        return f"{scale * metric['value']:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+def interval_cell(metric: dict[str, Any], percent: bool = False) -> str:
+    """"value [low, high]" of a `summarize` metric, as a percentage or to two decimals."""
+    scale, digits = (100.0, 1) if percent else (1.0, 2)
+    low, high = (scale * v for v in metric["ci95"])
+    return f"{scale * metric['value']:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
+
+def markdown_table(rows: dict[str, dict[str, dict[str, Any]]], title: str) -> str:
+    cell = interval_cell
     lines = [f"### {title}", "",
              "| policy | success % | SPL | collisions / episode | episode length | return |",
              "|---|---|---|---|---|---|"]
