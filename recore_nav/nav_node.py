@@ -16,6 +16,7 @@ Run: python -m recore_nav.nav_node --ros-args --params-file config/robot.yaml
 
 from __future__ import annotations
 
+import faulthandler
 import math
 import signal
 import sys
@@ -192,6 +193,9 @@ def main(args: list[str] | None = None) -> int:
     # publish the last zero Twist; ours unwinds `spin` and leaves the context up for it.
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    # `kill -USR1 <pid>` prints every thread's stack, even while blocked inside rclpy's C code:
+    # how to see where a node that does not stop is stuck (the test harness does it on a hang).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         node = NavigationNode()
     except (BundleError, ValueError, InvalidParameterTypeException, OSError) as err:

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +103,8 @@ class NodeProcess:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
+                self.process.send_signal(signal.SIGUSR1)   # nodes dump their stacks into the log (faulthandler)
+                time.sleep(1.0)
                 self.process.kill()
                 self.process.wait()
                 self._log.close()
