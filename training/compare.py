@@ -124,18 +124,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    title = (f"Rows over {Path(args.base).name} ({', '.join(args.overrides) or 'as is'}), "
+             f"{args.episodes} episodes a split (same seeds)")
+
+    def write_table(table: dict[str, dict[str, Any]]) -> None:
+        (args.out / "table.json").write_text(json.dumps(table, indent=2) + "\n")
+        (args.out / "table.md").write_text(table_markdown(table, args.splits, title))
+
     table = {}
     for row in args.rows:
         run_dir = train_row(row, args)
         table[row] = evaluate_row(row, run_dir, args)
-        # Written after every row, so a partial table is there while the next row trains.
-        (args.out / "table.json").write_text(json.dumps(table, indent=2) + "\n")
-        title = (f"Rows over {Path(args.base).name} ({', '.join(args.overrides) or 'as is'}), "
-                 f"{args.episodes} episodes a split (same seeds)")
-        (args.out / "table.md").write_text(table_markdown(table, args.splits, title))
+        write_table(table)   # after every row: a partial table is there while the next row trains
     table.update(reference_rows(args.out / args.rows[0] / "bundle", args))
-    (args.out / "table.json").write_text(json.dumps(table, indent=2) + "\n")
-    (args.out / "table.md").write_text(table_markdown(table, args.splits, title))
+    write_table(table)
     print((args.out / "table.md").read_text())
     return 0
 

@@ -6,8 +6,8 @@
 Episode i uses seed `--seed-base` + i (default `training.collect.EVAL_SEED_BASE`, the seeds the
 training program evaluates on), so two policies, the no-learning baseline of `--baseline` and
 the privileged shortest-path expert of `--expert` (`training/baselines.py`) meet the same scenes,
-starts and goals. Reported per policy: success rate (95% Wilson interval), SPL, collisions per episode, episode length and return (95%
-bootstrap intervals of the mean). Writes to `--out` (default runs/eval/<bundle>_<env>_<split>):
+starts and goals. Reported per policy: success rate (95% Wilson interval), SPL, collisions per
+episode, episode length and return (95% bootstrap intervals of the mean). Writes to `--out` (default runs/eval/<bundle>_<env>_<split>):
 `summary.json`, `summary.md`, `success_vs_steps.png` (from `--run-dir`'s metrics.jsonl) and
 `videos/`: a few successes and failures, the camera beside the top-down map with the path.
 Episodes run in `--workers` spawned processes (one GL context and one onnxruntime session each).
@@ -195,13 +195,13 @@ def interval_cell(metric: dict[str, Any], percent: bool = False) -> str:
 
 
 def markdown_table(rows: dict[str, dict[str, dict[str, Any]]], title: str) -> str:
-    cell = interval_cell
     lines = [f"### {title}", "",
              "| policy | success % | SPL | collisions / episode | episode length | return |",
              "|---|---|---|---|---|---|"]
     for name, m in rows.items():
-        lines.append(f"| {name} | {cell(m['success_rate'], True)} | {cell(m['spl'])} | {cell(m['collisions'])} "
-                     f"| {cell(m['episode_length'])} | {cell(m['return'])} |")
+        cells = [interval_cell(m["success_rate"], True)] + [interval_cell(m[key]) for key in
+                                                             ("spl", "collisions", "episode_length", "return")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "Values with 95% intervals (Wilson for success, bootstrap of the mean otherwise)."]
     return "\n".join(lines) + "\n"
 
