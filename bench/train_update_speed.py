@@ -27,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training.agent import Agent  # noqa: E402
 from training.config import load_config  # noqa: E402
+from training.cpu_tuning import configure_cpu  # noqa: E402
 
 
 def synthetic_batch(batch: int, time_steps: int, size: int, classes: int, device: torch.device) -> dict[str, torch.Tensor]:
@@ -95,7 +96,7 @@ def main() -> None:
 
     overrides = list(args.overrides) + (["agent.world_model.stoch=30", "agent.world_model.classes=0"] if args.gaussian else [])
     cfg = load_config(args.config, overrides)
-    torch.set_num_threads(args.threads)
+    configure_cpu(args.threads)
     torch.manual_seed(0)
     wm = cfg.agent.world_model
     print(f"config {args.config} ({cfg.agent.method}); deter {wm.deter}, stoch {wm.stoch}x{wm.classes or 'gaussian'}, "

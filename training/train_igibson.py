@@ -40,6 +40,7 @@ from training.checkpoint import has_checkpoint, load_checkpoint, load_replay, sa
 from training.collect import (EVAL_SEED_BASE, Collector, EpisodeResult, expert_policy, make_vector_env,
                               run_eval_episodes)
 from training.config import ConfigError, TrainConfig, config_to_dict, load_config
+from training.cpu_tuning import configure_cpu
 from training.igibson_env import IGibsonMissing
 from training.replay import EpisodeReplay
 
@@ -318,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     # threads beside one busy process). So by default torch gets the cores the envs leave over.
     if args.threads is None:
         args.threads = len(os.sched_getaffinity(0)) - cfg.env.num_envs
-    torch.set_num_threads(max(1, args.threads))
+    configure_cpu(args.threads)
     trainer = Trainer(cfg, args.run_dir, args.env, resume=args.resume)
 
     def request_stop(signum, frame):

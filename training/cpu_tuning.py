@@ -1,0 +1,40 @@
+"""Process-wide settings that make PyTorch training on a CPU fast; call once at start-up.
+
+glibc serves every allocation above 32 MiB with a fresh mmap and unmaps it on free, so each
+large activation of an update (a conv layer's output over 1,600 images is ~200 MB) is
+page-faulted in again on every update: measured here, copying a 49M-element float tensor took
+168 ms that way and 13.5 ms from retained memory, and the DreamerV2-size update pair went from
+2.5 s to 2.2 s. Keeping freed memory in the heap (no mmap, no trimming) costs nothing in steady
+state: an update allocates the same sizes every time, so the peak stays the peak.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+import torch
+
+_M_TRIM_THRESHOLD = -1     # mallopt parameters, glibc <malloc.h>
+_M_MMAP_MAX = -4
+
+
+def retain_freed_memory() -> bool:
+    """Tell glibc malloc to serve large blocks from the heap and never give them back; False
+    where the C library is not glibc (then nothing changes)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+def configure_cpu(threads: int) -> None:
+    """Intra-op threads for torch, and the allocator setting above."""
+    torch.set_num_threads(max(1, threads))
+    retain_freed_memory()
