@@ -3,7 +3,9 @@
 Deterministic state 200, stochastic 32x32 discrete (or 30 Gaussian with --gaussian), CNN depth 32,
 MLPs of 400 units, batch 16 x 50 of 64x64 images, imagination horizon 15 from all 800 posterior
 states. Prints min and median over --repeats timed updates after --warmup, on the CPU with
---threads threads, and on CUDA where it is available.
+--threads threads, and on CUDA where it is available; then the work of a pair (GFLOP of its
+matrix products and convolutions) and the rate achieved, beside what one large matrix product
+reaches on the same device and precision (the ceiling for this work).
 
     python bench/train_update_speed.py [--config config/train/recore_depth.yaml] [--set k=v ...]
     python bench/train_update_speed.py --profile      # torch.profiler table of where the time goes
@@ -72,10 +74,40 @@ def measure(agent: Agent, batch: dict[str, torch.Tensor], warmup: int, repeats: 
     return model_s, behavior_s, cpu_s
 
 
-def report(label: str, model_s: list[float], behavior_s: list[float], cpu_s: list[float]) -> None:
+def count_flops(agent: Agent, batch: dict[str, torch.Tensor]) -> tuple[float, float]:
+    """Floating-point operations of one world-model update and one imagination update (matrix
+    products and convolutions, forward and backward, as torch's flop counter sees them)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as model_counter:
+        _, posterior = agent.update_world_model(batch)
+    with FlopCounterMode(display=False) as behavior_counter:
+        agent.update_behavior(posterior)
+    return float(model_counter.get_total_flops()), float(behavior_counter.get_total_flops())
+
+
+def matmul_rate(dtype: torch.dtype, device: torch.device, size: int = 1024, repeats: int = 20) -> float:
+    """FLOP/s of one large matrix product: what this machine's cores can do at best in `dtype`."""
+    a = torch.randn(size * 12, size, dtype=dtype, device=device)
+    b = torch.randn(size, size // 2, dtype=dtype, device=device)
+    for _ in range(3):
+        a @ b
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    sync(device)
+    return 2 * a.shape[0] * size * (size // 2) * repeats / (time.perf_counter() - start)
+
+
+def report(label: str, model_s: list[float], behavior_s: list[float], cpu_s: list[float],
+           flops: tuple[float, float], peak: float) -> None:
     total = [m + b for m, b in zip(model_s, behavior_s)]
     for name, values in (("world-model update", model_s), ("imagination update", behavior_s), ("sum", total)):
         print(f"{label:>16}  {name:<19} min {min(values):7.3f} s   median {statistics.median(values):7.3f} s")
+    rate = sum(flops) / statistics.median(total)
+    print(f"{label:>16}  {'work':<19} {flops[0] / 1e9:.1f} + {flops[1] / 1e9:.1f} GFLOP a pair: {rate / 1e9:.0f} GFLOP/s, "
+          f"{100 * rate / peak:.0f}% of one large matrix product's {peak / 1e9:.0f} GFLOP/s")
     # On a shared machine wall time includes waiting for the cores; CPU seconds do not.
     print(f"{label:>16}  {'process CPU s/pair':<19} min {min(cpu_s):7.3f} s   median {statistics.median(cpu_s):7.3f} s"
           f"   (load average {os.getloadavg()[0]:.1f})")
@@ -119,7 +151,8 @@ def main() -> None:
                 measure(agent, batch, args.warmup, 0)
                 profile(agent, batch)
             model_s, behavior_s, cpu_s = measure(agent, batch, args.warmup, args.repeats)
-            report(label, model_s, behavior_s, cpu_s)
+            peak = matmul_rate(torch.bfloat16 if precision == "bf16" else torch.float32, device)
+            report(label, model_s, behavior_s, cpu_s, count_flops(agent, batch), peak)
 
 
 def profile(agent: Agent, batch: dict[str, torch.Tensor]) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from training.checkpoint import load_checkpoint, load_replay, save_checkpoint
 from training.replay import EpisodeReplay
@@ -141,6 +142,8 @@ def test_training_run_learns_survives_sigint_and_resumes(tmp_path):
     assert load_replay(run_dir, resumed).num_steps >= replay_steps + 20
     assert [r for r in _metrics(run_dir) if r["kind"] == "eval"], "the finished run evaluates"
     assert all(r["step"] <= step + 20 for r in _metrics(run_dir))
+    # The resume's override is the run's config now, so a later plain --resume keeps it.
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["run"]["total_steps"] == step + 20
 
 
 def test_igibson_missing_is_a_clear_error(tmp_path):

@@ -102,8 +102,9 @@ class Trainer:
         if resume:
             self._restore()
         else:
-            (self.run_dir / CONFIG_FILE).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
             (self.run_dir / METRICS_FILE).unlink(missing_ok=True)
+        # Written on resume too, so `--set` overrides given then carry into later resumes.
+        (self.run_dir / CONFIG_FILE).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
         self._drop_metrics_after(self.step)
         # purge_step drops TensorBoard events written after the checkpoint we resumed from.
         self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step if resume else None)
