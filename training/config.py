@@ -120,7 +120,7 @@ class BehaviorConfig:
 @dataclass
 class AgentConfig:
     method: str = "recore_depth"
-    precision: str = "fp32"         # fp32, or bf16 mixed precision for the imagination update (DreamerV2 trains in 16 bit)
+    precision: str = "fp32"         # fp32, or bf16 mixed precision in both updates (DreamerV2 trains in 16 bit)
     batch_size: int = 16
     seq_len: int = 50
     world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
