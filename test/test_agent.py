@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from training.agent import Agent
-from training.behavior import lambda_return
-from training.config import ConfigError, config_from_dict, config_to_dict, load_config
+from training.behavior import ActorCritic, lambda_return
+from training.config import BehaviorConfig, ConfigError, config_from_dict, config_to_dict, load_config
 from training.toy_sequences import toy_batch
 
 RECIPES = sorted(Path("config/train").glob("*.yaml"))
@@ -210,3 +210,37 @@ def test_actor_imitates_labelled_states_and_ignores_unlabelled_ones() -> None:
     info = agent.update(batch)
     assert info["imitation_labelled"] == 0.0 and info["imitation_loss"] == 0.0
     assert all(math.isfinite(v) for v in info.values())
+
+
+def test_mixture_actor_commits_to_one_side_where_demonstrations_split() -> None:
+    """The shipped model's failure: in front of an obstacle the expert turns left in some
+    episodes and right in others, and a one-mode actor learns their average, no turn at all.
+    A two-mode actor (multiple-choice imitation) keeps both turns and its deterministic action
+    picks one, full left or full right."""
+    feat = torch.randn(1, 16).expand(256, 16)               # one state, seen many times
+    goal = torch.zeros(256, 3)
+    expert = torch.zeros(256, 2)
+    expert[:, 1] = torch.where(torch.arange(256) % 2 == 0, 1.0, -1.0)   # turn in place, either way
+    turns = {}
+    for modes in (1, 2):
+        torch.manual_seed(0)
+        behavior = ActorCritic(BehaviorConfig(units=32, layers=2, actor_modes=modes), feat_size=16)
+        optimizer = torch.optim.Adam(behavior.actor.parameters(), lr=3e-3)
+        for _ in range(300):
+            loss, _ = behavior.imitation_loss(feat, goal, expert)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        turns[modes] = behavior.actor(torch.cat([feat[:1], goal[:1]], -1)).mode()[0, 1].item()
+    assert abs(turns[1]) < 0.2, turns                        # the average: drives into the obstacle
+    assert abs(turns[2]) > 0.9, turns                        # one of the two turns
+
+
+def test_mixture_actor_policy_step_exports_to_onnx_with_parity() -> None:
+    torch.manual_seed(0)
+    cfg = load_config("config/train/smoke.yaml", ["agent.behavior.actor_modes=3"])
+    agent = Agent(cfg.agent, 64)
+    test_policy_step_module_exports_to_onnx_with_parity(agent)
+    rgb, goal, prev = step_inputs(4)
+    explored = agent.policy_step(rgb, goal, prev, agent.initial_state(4), explore=True)[0]
+    assert explored.shape == (4, 2) and bool((explored.abs() <= 1).all())

@@ -145,6 +145,19 @@ def test_training_run_learns_survives_sigint_and_resumes(tmp_path):
     # The resume's override is the run's config now, so a later plain --resume keeps it.
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["run"]["total_steps"] == step + 20
 
+    # A new actor on the same world model and replay: another architecture, the rest continues.
+    output = subprocess.run(TRAIN + ["--run-dir", str(run_dir), "--resume", "--reset-actor",
+                                     "--set", "agent.behavior.actor_modes=2", "--set", f"run.total_steps={step + 30}",
+                                     *TINY], cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=150)
+    assert output.returncode == 0, output.stdout[-2000:] + output.stderr[-2000:]
+    reset = load_checkpoint(run_dir)
+    assert int(reset["step"]) == step + 30 and int(reset["updates"]) > int(resumed["updates"])
+    world_model_keys = [k for k in reset["agent"] if k.startswith("world_model.")]
+    assert world_model_keys and all(reset["agent"][k].shape == resumed["agent"][k].shape for k in world_model_keys)
+    last_layer = max((k for k in reset["agent"] if k.startswith("behavior.actor.net.") and k.endswith(".weight")),
+                     key=lambda k: int(k.split(".")[3]))
+    assert reset["agent"][last_layer].shape[0] == 2 * (2 * 2 + 1)   # per mode: mean and std of 2 actions, a weight
+
 
 def test_igibson_missing_is_a_clear_error(tmp_path):
     pytest.importorskip("gymnasium")

@@ -14,10 +14,11 @@ import copy
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from recore_nav.geometry import ACTION_DIM, GOAL_DIM
 from training.config import BehaviorConfig
-from training.networks import Actor, mlp
+from training.networks import Actor, TanhNormalMixture, mlp
 from training.world_model import WorldModel
 
 
@@ -36,13 +37,18 @@ def lambda_return(reward: torch.Tensor, value: torch.Tensor, discount: torch.Ten
     return torch.stack(returns[::-1])
 
 
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (mask * values).sum() / mask.sum().clamp(min=1.0)
+
+
 class ActorCritic(nn.Module):
     """Actor, critic and slow target critic; `update(world_model, posterior)` trains both once."""
 
     def __init__(self, cfg: BehaviorConfig, feat_size: int):
         super().__init__()
         self.cfg = cfg
-        self.actor = Actor(feat_size + GOAL_DIM, ACTION_DIM, cfg.units, cfg.layers, cfg.actor_min_std, cfg.actor_init_std)
+        self.actor = Actor(feat_size + GOAL_DIM, ACTION_DIM, cfg.units, cfg.layers, cfg.actor_min_std,
+                           cfg.actor_init_std, cfg.actor_modes)
         self.critic = mlp(feat_size + GOAL_DIM, cfg.units, cfg.layers, 1)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
@@ -105,13 +111,25 @@ class ActorCritic(nn.Module):
     def imitation_loss(self, feat: torch.Tensor, goal: torch.Tensor, expert_action: torch.Tensor
                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Squared error of the actor's deterministic action (what the robot runs) against the
-        expert's command at the same real state; states without a label (NaN) do not count."""
+        expert's command at the same real state; states without a label (NaN) do not count.
+
+        A mixture actor learns by multiple-choice learning instead: only the component nearest
+        the expert's command is pulled to it, and the weights learn to pick that component
+        (cross-entropy), so two ways round an obstacle stay two modes rather than one average."""
         valid = torch.isfinite(expert_action).all(-1).float()
         target = torch.nan_to_num(expert_action, nan=0.0)
-        mode = self.actor(torch.cat([feat, goal], -1).detach()).mode()
-        error = (mode - target).square().sum(-1)
-        loss = (valid * error).sum() / valid.sum().clamp(min=1.0)
-        return loss, {"imitation_loss": loss.detach(), "imitation_labelled": valid.mean()}
+        policy = self.actor(torch.cat([feat, goal], -1).detach())
+        info = {}
+        if isinstance(policy, TanhNormalMixture):
+            errors = (policy.component_modes() - target.unsqueeze(-2)).square().sum(-1)     # [N, K]
+            nearest = errors.argmin(-1)
+            error = errors.gather(-1, nearest.unsqueeze(-1)).squeeze(-1)
+            error = error + F.cross_entropy(policy.logits, nearest, reduction="none")
+            info["imitation_mode_error"] = masked_mean((policy.mode() - target).square().sum(-1), valid).detach()
+        else:
+            error = (policy.mode() - target).square().sum(-1)
+        loss = masked_mean(error, valid)
+        return loss, {"imitation_loss": loss.detach(), "imitation_labelled": valid.mean(), **info}
 
     def update_target(self) -> None:
         """Hard (fraction 1) or Polyak copy into the target critic every `slow_target_every` updates."""

@@ -110,6 +110,7 @@ class BehaviorConfig:
     entropy_scale: float = 1e-4
     actor_min_std: float = 0.1
     actor_init_std: float = 1.0
+    actor_modes: int = 1            # > 1: a mixture actor (multimodal demonstrations; see networks.TanhNormalMixture)
     slow_target_every: int = 100    # updates between hard copies into the target critic
     slow_target_fraction: float = 1.0
     # Imitation of the simulator's shortest-path expert on replayed (on-policy: DAgger) states,
@@ -149,6 +150,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("the representation needs at least one of contrastive, reconstruct_rgb, aux_target")
     if wm.classes < 0 or wm.stoch <= 0 or wm.deter <= 0:
         raise ConfigError("agent.world_model needs stoch > 0, deter > 0 and classes >= 0")
+    if cfg.agent.behavior.actor_modes < 1:
+        raise ConfigError(f"agent.behavior.actor_modes must be at least 1, not {cfg.agent.behavior.actor_modes}")
     if cfg.agent.seq_len < 2 or cfg.agent.batch_size < 1:
         raise ConfigError("agent.seq_len must be at least 2 and agent.batch_size at least 1")
     return cfg

@@ -125,20 +125,58 @@ class TanhNormal:
         return action, log_prob
 
 
-class Actor(nn.Module):
-    """Continuous actor on [feat, goal]: tanh-Normal with learned std (Dreamer)."""
+class TanhNormalMixture:
+    """A mixture of `modes` tanh-Normals with learned weights. Its mode is the most likely
+    component's tanh(mean), so where the demonstrations split (go round an obstacle on the left
+    or on the right) the robot commits to one side instead of driving at their average."""
 
-    def __init__(self, in_dim: int, action_dim: int, units: int, layers: int, min_std: float, init_std: float):
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, logits: torch.Tensor):
+        self.mean, self.std, self.logits = mean, std, logits          # [.., K, A], [.., K, A], [.., K]
+
+    def component_modes(self) -> torch.Tensor:
+        return torch.tanh(self.mean)
+
+    def mode(self) -> torch.Tensor:
+        # A comparison instead of argmax + gather keeps the exported graph simple; ties average.
+        best = (self.logits >= self.logits.amax(-1, keepdim=True)).to(self.mean.dtype)
+        best = best / best.sum(-1, keepdim=True)
+        return torch.tanh((best.unsqueeze(-1) * self.mean).sum(-2))
+
+    def rsample_with_log_prob(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pick a component by its weight, then a reparameterised sample of it; the
+        log-probability is the mixture's."""
+        choice = F.one_hot(torch.distributions.Categorical(logits=self.logits.detach()).sample(),
+                           self.logits.shape[-1]).to(self.mean.dtype).unsqueeze(-1)
+        mean, std = (choice * self.mean).sum(-2), (choice * self.std).sum(-2)
+        pre_tanh = mean + std * torch.randn_like(mean)
+        # log N(pre_tanh; mean_k, std_k) for every component k, mixed by the weights.
+        z = (pre_tanh.unsqueeze(-2) - self.mean) / self.std
+        log_normal = (-0.5 * z.square() - self.std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prob = torch.logsumexp(F.log_softmax(self.logits, -1) + log_normal, -1)
+        log_prob = log_prob - (2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))).sum(-1)
+        return torch.tanh(pre_tanh), log_prob
+
+
+class Actor(nn.Module):
+    """Continuous actor on [feat, goal]: tanh-Normal with learned std (Dreamer), or with
+    `modes` > 1 a mixture of that many (see `TanhNormalMixture`)."""
+
+    def __init__(self, in_dim: int, action_dim: int, units: int, layers: int, min_std: float, init_std: float,
+                 modes: int = 1):
         super().__init__()
-        self.net = mlp(in_dim, units, layers, 2 * action_dim)
+        self.modes, self.action_dim = modes, action_dim
+        self.net = mlp(in_dim, units, layers, 2 * action_dim if modes == 1 else modes * (2 * action_dim + 1))
         self.min_std = min_std
         self.raw_init_std = math.log(math.exp(init_std) - 1.0)
 
-    def forward(self, x: torch.Tensor) -> TanhNormal:
-        mean, std = self.net(x).float().chunk(2, -1)
+    def forward(self, x: torch.Tensor) -> TanhNormal | TanhNormalMixture:
+        out = self.net(x).float()
+        if self.modes > 1:
+            logits, out = out[..., :self.modes], out[..., self.modes:].unflatten(-1, (self.modes, 2 * self.action_dim))
+        mean, std = out.chunk(2, -1)
         mean = 5.0 * torch.tanh(mean / 5.0)  # keeps tanh out of saturation
         std = F.softplus(std + self.raw_init_std) + self.min_std
-        return TanhNormal(mean, std)
+        return TanhNormal(mean, std) if self.modes == 1 else TanhNormalMixture(mean, std, logits)
 
 
 def _rgb_to_yiq() -> torch.Tensor:

@@ -2,7 +2,7 @@
 
     python training/train_igibson.py --env embedded --config config/train/recore_depth.yaml \\
         [--config more.yaml ...] [--set run.total_steps=200000 ...] [--run-dir runs/recore_depth]
-        [--resume] [--threads N]
+        [--resume [--reset-actor]] [--threads N]
 
 Several environment processes (spawned) feed an episode replay. After a prefill (random actions,
 or the simulator's shortest-path expert with action noise: `run.prefill_policy`), every
@@ -79,10 +79,10 @@ def summarize_episodes(results: list[EpisodeResult]) -> dict[str, float]:
 class Trainer:
     """One training run in `run_dir`; `run()` trains until `run.total_steps` or a signal."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path, env_kind: str, resume: bool):
+    def __init__(self, cfg: TrainConfig, run_dir: Path, env_kind: str, resume: bool, reset_actor: bool = False):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.cfg, self.run_dir, self.env_kind = cfg, Path(run_dir), env_kind
+        self.cfg, self.run_dir, self.env_kind, self.reset_actor = cfg, Path(run_dir), env_kind, reset_actor
         self.run_dir.mkdir(parents=True, exist_ok=True)
         run, agent_cfg = cfg.run, cfg.agent
         torch.manual_seed(run.seed)
@@ -131,8 +131,19 @@ class Trainer:
 
     def _restore(self) -> None:
         state = load_checkpoint(self.run_dir)
-        self.agent.load_state_dict(state["agent"])
-        self.agent.load_optimizer_state_dict(state["optimizers"])
+        if self.reset_actor:
+            # A new actor (say, another agent.behavior.actor_modes) on the run's world model,
+            # critic and replay: everything but the actor and its optimiser continues.
+            # (the policy-step modules share the actor, so its weights appear under them too)
+            agent_state = {k: v for k, v in state["agent"].items() if "actor" not in k.split(".")}
+            missing, unexpected = self.agent.load_state_dict(agent_state, strict=False)
+            assert all("actor" in k.split(".") for k in missing) and not unexpected, (missing, unexpected)
+            optimizers = {k: v for k, v in state["optimizers"].items() if k != "actor"}
+            optimizers["actor"] = self.agent.optimizers["actor"].state_dict()
+            self.agent.load_optimizer_state_dict(optimizers)
+        else:
+            self.agent.load_state_dict(state["agent"])
+            self.agent.load_optimizer_state_dict(state["optimizers"])
         torch.set_rng_state(state["torch_rng"])
         self.rng.bit_generator.state = state["numpy_rng"]
         self.step, self.updates, self.episodes = int(state["step"]), int(state["updates"]), int(state["episodes"])
@@ -281,6 +292,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="override a config value, e.g. --set run.total_steps=1000 (repeatable)")
     parser.add_argument("--run-dir", type=Path, help="default runs/<config name>")
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --run-dir")
+    parser.add_argument("--reset-actor", action="store_true",
+                        help="with --resume: a fresh actor (e.g. after --set agent.behavior.actor_modes=2) "
+                             "on the run's world model, critic and replay")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: the CPUs left over by the env processes)")
     return parser.parse_args(argv)
@@ -294,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         args.run_dir = Path("runs") / args.config[-1].stem
     try:
+        if args.reset_actor and not args.resume:
+            print("error: --reset-actor goes with --resume", file=sys.stderr)
+            return 2
         if args.resume:
             if not has_checkpoint(args.run_dir):
                 print(f"error: --resume: no checkpoint in {args.run_dir}", file=sys.stderr)
@@ -321,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is None:
         args.threads = len(os.sched_getaffinity(0)) - cfg.env.num_envs
     configure_cpu(args.threads)
-    trainer = Trainer(cfg, args.run_dir, args.env, resume=args.resume)
+    trainer = Trainer(cfg, args.run_dir, args.env, resume=args.resume, reset_actor=args.reset_actor)
 
     def request_stop(signum, frame):
         if trainer.stop_requested:   # a second signal: stop now
