@@ -105,6 +105,11 @@ class LayerNormGRUCell(nn.Module):
         return update * cand + (1.0 - update) * h
 
 
+def tanh_log_det(pre_tanh: torch.Tensor) -> torch.Tensor:
+    """log|d tanh(u)/du| summed over the action: 2 (log 2 - u - softplus(-2u)), numerically stable."""
+    return (2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))).sum(-1)
+
+
 class TanhNormal:
     """Normal squashed by tanh (Dreamer's continuous actor); the mode is tanh(mean)."""
 
@@ -120,9 +125,7 @@ class TanhNormal:
         pre_tanh = self.mean + self.std * noise
         action = torch.tanh(pre_tanh)
         log_prob = (-0.5 * noise.square() - self.std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
-        # log|d tanh(u)/du| = 2 (log 2 - u - softplus(-2u)), numerically stable.
-        log_prob = log_prob - (2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))).sum(-1)
-        return action, log_prob
+        return action, log_prob - tanh_log_det(pre_tanh)
 
 
 class TanhNormalMixture:
@@ -153,8 +156,7 @@ class TanhNormalMixture:
         z = (pre_tanh.unsqueeze(-2) - self.mean) / self.std
         log_normal = (-0.5 * z.square() - self.std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
         log_prob = torch.logsumexp(F.log_softmax(self.logits, -1) + log_normal, -1)
-        log_prob = log_prob - (2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))).sum(-1)
-        return torch.tanh(pre_tanh), log_prob
+        return torch.tanh(pre_tanh), log_prob - tanh_log_det(pre_tanh)
 
 
 class Actor(nn.Module):
