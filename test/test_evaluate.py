@@ -106,3 +106,23 @@ def test_comparison_table_lists_rows_and_references(tmp_path):
     assert f"| {GoalSeekingBaseline.name} | no training |" in table
     with pytest.raises(SystemExit):
         compare.parse_args(["--rows", "no_such_row"])
+
+
+def _record(bundle: str, key: str) -> None:
+    summary = {"episodes": 3, "seed_base": 7, "max_steps": 80, "results": {}}
+    evaluate.record_in_bundle(Path(bundle), key, summary, {"success_rate": {"value": 0.5, "ci95": [0.1, 0.9]}})
+
+
+def test_evaluations_recorded_at_once_all_reach_the_bundle(tmp_path):
+    """Three splits evaluated in parallel, each with --record: every result lands in policy.json
+    (the shipped model's first try lost two of three to a read-modify-write race)."""
+    import multiprocessing
+
+    from recore_nav.bundle import read_bundle_spec
+
+    bundle = write_goal_seeking_bundle(tmp_path / "goal_seeking")
+    keys = [f"embedded/split{i}" for i in range(6)]
+    with multiprocessing.get_context("spawn").Pool(6) as pool:
+        pool.starmap(_record, [(str(bundle), key) for key in keys])
+    evaluation = read_bundle_spec(bundle).evaluation
+    assert set(keys) <= set(evaluation), sorted(evaluation)

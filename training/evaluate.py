@@ -16,9 +16,11 @@ Episodes run in `--workers` spawned processes (one GL context and one onnxruntim
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import math
 import multiprocessing
+import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -243,14 +245,22 @@ def write_video(frames: np.ndarray, path: Path) -> Path:
         return path.with_suffix(".gif")
 
 
-def record_in_bundle(bundle_dir: Path, spec, key: str, summary: dict[str, Any],
-                     row: dict[str, Any]) -> None:
-    """Put an evaluation into the bundle's policy.json, so the model carries its measured results."""
-    from recore_nav.bundle import write_bundle_json
-    spec.evaluation[key] = {"episodes": summary["episodes"], "seed_base": summary["seed_base"],
-                            "max_steps": summary["max_steps"], **row,
-                            "baseline": summary["results"].get(GoalSeekingBaseline.name)}
-    write_bundle_json(bundle_dir, spec)
+def record_in_bundle(bundle_dir: Path, key: str, summary: dict[str, Any], row: dict[str, Any]) -> None:
+    """Put an evaluation into the bundle's policy.json, so the model carries its measured results.
+
+    Evaluations of several splits often run at once: the JSON is re-read and rewritten under a
+    lock on the bundle directory, so none of them overwrites another's result."""
+    from recore_nav.bundle import read_bundle_spec, write_bundle_json
+    directory = os.open(bundle_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(directory, fcntl.LOCK_EX)
+        spec = read_bundle_spec(bundle_dir)
+        spec.evaluation[key] = {"episodes": summary["episodes"], "seed_base": summary["seed_base"],
+                                "max_steps": summary["max_steps"], **row,
+                                "baseline": summary["results"].get(GoalSeekingBaseline.name)}
+        write_bundle_json(bundle_dir, spec)
+    finally:
+        os.close(directory)      # releases the lock
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -323,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "summary.md").write_text(table)
     print(table)
     if args.record:
-        record_in_bundle(args.bundle, spec, f"{args.env}/{args.split}", summary, rows[name])
+        record_in_bundle(args.bundle, f"{args.env}/{args.split}", summary, rows[name])
     print(f"wrote {out}/summary.json, summary.md" + (", success_vs_steps.png" if plotted else "")
           + f" and {len(video_files)} videos")
     return 0
