@@ -2,7 +2,7 @@
 # How models/recore_pointnav was trained: three stages of one run, each a resume of the last.
 #   bash scripts/train_shipped_model.sh [RUN_DIR]      # default runs/recore_pointnav
 # On the project's 2-core CPU (one torch thread, the environment processes and other jobs on the
-# other core) the stages took about 85, 30 + 15 and 30 minutes (sessions 2 and 3). The stage ends are the
+# other core) the stages took about 85, 30 + 15 and 50 minutes (sessions 2 and 3). The stage ends are the
 # step counts at which the shipped run was stopped; a run interrupted and resumed elsewhere
 # follows the same recipe but is not bit-identical (its evaluation episodes fall at other steps).
 set -euo pipefail
@@ -20,7 +20,7 @@ if [ -f "$run/checkpoint.pt" ]; then stage1=(--resume); else stage1=(--config co
 # 3. A new two-mode actor (multiple-choice imitation) on stage 2's world model, critic and replay.
 #    A stage that has already run returns at once, so rerunning the script continues it.
 if ! grep -q "actor_modes: 2" "$run/config.yaml"; then reset=(--reset-actor); else reset=(); fi
-"${train[@]}" --resume "${reset[@]}" --set agent.behavior.actor_modes=2 --set run.total_steps=56000
+"${train[@]}" --resume "${reset[@]}" --set agent.behavior.actor_modes=2 --set run.total_steps=70000
 
 python training/export_onnx.py "$run" --out models/recore_pointnav --name recore_pointnav
 for split in train ood sim2real; do
