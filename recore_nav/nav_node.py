@@ -192,6 +192,9 @@ def main(args: list[str] | None = None) -> int:
     # Our own SIGINT/SIGTERM handling: rclpy's handler shuts the context down before we could
     # publish the last zero Twist; ours unwinds `spin` and leaves the context up for it.
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    # SIGINT explicitly too: a process started in the background of a non-interactive shell (CI,
+    # nohup) inherits SIGINT ignored, and Python then installs no handler of its own for it.
+    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     # `kill -USR1 <pid>` prints every thread's stack, even while blocked inside rclpy's C code:
     # how to see where a node that does not stop is stuck (the test harness does it on a hang).

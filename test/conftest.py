@@ -71,6 +71,10 @@ def ros_context(ros_env: RosEnv):
     rclpy.try_shutdown(context=context)
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class NodeProcess:
     """A node running in its own process; output goes to a log file for failure messages."""
 
@@ -78,8 +82,11 @@ class NodeProcess:
         self.command = command
         self.log_path = log_path
         self._log = open(log_path, "wb")
+        # Started with SIGINT ignored, as a background job of a non-interactive shell starts it
+        # (CI, nohup): a node must install its own SIGINT handler to stop on `stop()`. A nav node
+        # that relied on Python's inherited default hung here whenever the suite ran in the background.
         self.process = subprocess.Popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                        cwd=REPO_ROOT)
+                                        cwd=REPO_ROOT, preexec_fn=_ignore_sigint)
 
     @property
     def pid(self) -> int:
