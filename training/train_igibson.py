@@ -137,7 +137,9 @@ class Trainer:
             # (the policy-step modules share the actor, so its weights appear under them too)
             agent_state = {k: v for k, v in state["agent"].items() if "actor" not in k.split(".")}
             missing, unexpected = self.agent.load_state_dict(agent_state, strict=False)
-            assert all("actor" in k.split(".") for k in missing) and not unexpected, (missing, unexpected)
+            if unexpected or any("actor" not in k.split(".") for k in missing):
+                raise RuntimeError(f"checkpoint does not fit this agent beyond its actor: missing {missing}, "
+                                   f"unexpected {unexpected}")
             optimizers = {k: v for k, v in state["optimizers"].items() if k != "actor"}
             optimizers["actor"] = self.agent.optimizers["actor"].state_dict()
             self.agent.load_optimizer_state_dict(optimizers)
