@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import time
@@ -55,11 +56,13 @@ def sync(device: torch.device) -> None:
 
 
 def measure(agent: Agent, batch: dict[str, torch.Tensor], warmup: int, repeats: int
-            ) -> tuple[list[float], list[float], list[float]]:
-    """Wall seconds of each world-model and imagination update, and process CPU seconds of each pair."""
-    model_s, behavior_s, cpu_s = [], [], []
+            ) -> tuple[list[float], list[float], list[float], list[int]]:
+    """Wall seconds of each world-model and imagination update, and process CPU seconds and minor
+    page faults of each pair."""
+    model_s, behavior_s, cpu_s, faults = [], [], [], []
     for i in range(warmup + repeats):
         sync(agent.device)
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         c0, t0 = time.process_time(), time.perf_counter()
         _, posterior = agent.update_world_model(batch)
         sync(agent.device)
@@ -71,7 +74,8 @@ def measure(agent: Agent, batch: dict[str, torch.Tensor], warmup: int, repeats: 
             model_s.append(t1 - t0)
             behavior_s.append(t2 - t1)
             cpu_s.append(c2 - c0)
-    return model_s, behavior_s, cpu_s
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+    return model_s, behavior_s, cpu_s, faults
 
 
 def count_flops(agent: Agent, batch: dict[str, torch.Tensor]) -> tuple[float, float]:
@@ -100,7 +104,7 @@ def matmul_rate(dtype: torch.dtype, device: torch.device, size: int = 1024, repe
     return 2 * a.shape[0] * size * (size // 2) * repeats / (time.perf_counter() - start)
 
 
-def report(label: str, model_s: list[float], behavior_s: list[float], cpu_s: list[float],
+def report(label: str, model_s: list[float], behavior_s: list[float], cpu_s: list[float], faults: list[int],
            flops: tuple[float, float], peak: float) -> None:
     total = [m + b for m, b in zip(model_s, behavior_s)]
     for name, values in (("world-model update", model_s), ("imagination update", behavior_s), ("sum", total)):
@@ -111,6 +115,9 @@ def report(label: str, model_s: list[float], behavior_s: list[float], cpu_s: lis
     # On a shared machine wall time includes waiting for the cores; CPU seconds do not.
     print(f"{label:>16}  {'process CPU s/pair':<19} min {min(cpu_s):7.3f} s   median {statistics.median(cpu_s):7.3f} s"
           f"   (load average {os.getloadavg()[0]:.1f})")
+    # Memory: pages touched afresh each pair (see training/cpu_tuning.py) and the process's peak.
+    print(f"{label:>16}  {'page faults/pair':<19} median {statistics.median(faults):9.0f}"
+          f"   peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
 
 
 def main() -> None:
@@ -124,11 +131,13 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table per update")
     parser.add_argument("--precision", default="fp32,bf16", help="comma-separated: fp32 and/or bf16 (mixed)")
     parser.add_argument("--no-cuda", action="store_true")
+    parser.add_argument("--malloc-default", action="store_true",
+                        help="leave glibc malloc as it is (to see what training/cpu_tuning.py saves)")
     args = parser.parse_args()
 
     overrides = list(args.overrides) + (["agent.world_model.stoch=30", "agent.world_model.classes=0"] if args.gaussian else [])
     cfg = load_config(args.config, overrides)
-    configure_cpu(args.threads)
+    configure_cpu(args.threads, retain_memory=not args.malloc_default)
     torch.manual_seed(0)
     wm = cfg.agent.world_model
     print(f"config {args.config} ({cfg.agent.method}); deter {wm.deter}, stoch {wm.stoch}x{wm.classes or 'gaussian'}, "
@@ -150,9 +159,9 @@ def main() -> None:
             if args.profile:
                 measure(agent, batch, args.warmup, 0)
                 profile(agent, batch)
-            model_s, behavior_s, cpu_s = measure(agent, batch, args.warmup, args.repeats)
+            times = measure(agent, batch, args.warmup, args.repeats)
             peak = matmul_rate(torch.bfloat16 if precision == "bf16" else torch.float32, device)
-            report(label, model_s, behavior_s, cpu_s, count_flops(agent, batch), peak)
+            report(label, *times, count_flops(agent, batch), peak)
 
 
 def profile(agent: Agent, batch: dict[str, torch.Tensor]) -> None:
