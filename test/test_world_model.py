@@ -9,8 +9,11 @@ import pytest
 import torch
 import yaml
 
+from torch.nn import functional as F
+
 from training.agent import Agent
 from training.config import load_config
+from training.networks import ConvEncoder, SubPixelConvTranspose
 from training.toy_sequences import toy_batch
 from training.world_model import RSSM
 
@@ -99,6 +102,23 @@ def test_decoder_resizes_to_other_image_sizes() -> None:
     assert agent.world_model.heads["seg"](torch.zeros(1, agent.world_model.feat_size)).shape == (1, 4, 96, 96)
 
 
+@pytest.mark.parametrize("size", [64, 96])
+def test_encoder_computes_the_convolutions_it_holds(size: int) -> None:
+    """The last layer runs as a matrix product of patches; it must be the convolution it stores."""
+    encoder = ConvEncoder(8, size)
+    image = torch.randn(3, 3, size, size).to(memory_format=torch.channels_last)
+    assert torch.allclose(encoder(image), encoder.net(image).flatten(1), atol=1e-5)
+    assert encoder(image).shape == (3, encoder.out_dim)
+
+
+@pytest.mark.parametrize("out_channels, kernel, stride", [(1, 6, 2), (3, 4, 2), (2, 6, 3)])
+def test_sub_pixel_transposed_convolution_equals_the_transposed_convolution(out_channels: int, kernel: int, stride: int) -> None:
+    x = torch.randn(2, 5, 6, 6, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(5, out_channels, kernel, kernel, dtype=torch.float64, requires_grad=True)
+    assert torch.allclose(SubPixelConvTranspose.apply(x, weight, stride), F.conv_transpose2d(x, weight, None, stride))
+    assert torch.autograd.gradcheck(lambda a, b: SubPixelConvTranspose.apply(a, b, stride), (x, weight))
+
+
 def test_collapse_detector_reads_zero_for_identical_embeddings() -> None:
     """The collapse floor above can fail: identical embeddings give zero spread, random ones do not."""
     cfg = row_config("recore_no_aux")
@@ -122,6 +142,22 @@ def test_rssm_kl_is_zero_for_equal_and_positive_for_different_stats(classes: int
     assert sample.shape == (6, rssm.stoch_flat)
     if classes:
         assert torch.allclose(sample.view(6, 4, 4).sum(-1), torch.ones(6, 4))
+
+
+def test_discrete_samples_follow_the_softmax_with_straight_through_gradients() -> None:
+    cfg = load_config("config/train/smoke.yaml", ["agent.world_model.classes=4", "agent.world_model.stoch=3"]).agent.world_model
+    rssm = RSSM(cfg, embed_dim=16)
+    torch.manual_seed(0)
+    stats = torch.tensor([[4.0, 0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 3.0, -30.0, 0.0, 0.0, -30.0]], requires_grad=True)
+    samples = rssm.sample(stats.expand(20000, -1)).view(20000, 3, 4)
+    assert set(samples.detach().unique().round(decimals=4).tolist()) <= {0.0, 1.0}
+    assert torch.equal(samples.detach().sum(-1).round(), torch.ones(20000, 3))
+    frequency = samples.detach().mean(0)
+    probs = torch.softmax(stats.detach().view(3, 4), -1)
+    assert torch.allclose(frequency, probs, atol=0.015), (frequency, probs)
+    assert frequency[2, 0] == 0 and frequency[2, 3] == 0       # never a class of probability ~1e-13
+    (grad,) = torch.autograd.grad((samples[:, 1, 3]).sum(), stats)
+    assert torch.allclose(grad, torch.autograd.grad(20000 * torch.softmax(stats.view(3, 4), -1)[1, 3], stats)[0])
 
 
 def test_gaussian_stochastic_state_trains(data) -> None:
