@@ -137,7 +137,7 @@ def main() -> None:
 
     overrides = list(args.overrides) + (["agent.world_model.stoch=30", "agent.world_model.classes=0"] if args.gaussian else [])
     cfg = load_config(args.config, overrides)
-    configure_cpu(args.threads, retain_memory=not args.malloc_default)
+    print(configure_cpu(args.threads, retain_memory=not args.malloc_default))
     torch.manual_seed(0)
     wm = cfg.agent.world_model
     print(f"config {args.config} ({cfg.agent.method}); deter {wm.deter}, stoch {wm.stoch}x{wm.classes or 'gaussian'}, "

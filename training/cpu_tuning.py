@@ -18,6 +18,8 @@ import sys
 
 import torch
 
+from training import fast_ops
+
 _M_TRIM_THRESHOLD = -1     # mallopt parameters, glibc <malloc.h>
 _M_MMAP_MAX = -4
 
@@ -36,8 +38,11 @@ def retain_freed_memory() -> bool:
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
 
 
-def configure_cpu(threads: int, retain_memory: bool = True) -> None:
-    """Intra-op threads for torch, and (unless told not to) the allocator setting above."""
+def configure_cpu(threads: int, retain_memory: bool = True) -> str:
+    """Intra-op threads for torch, (unless told not to) the allocator setting above, and the fast
+    ELU kernel built now rather than inside the first update; returns a line saying what is in use."""
     torch.set_num_threads(max(1, threads))
-    if retain_memory:
-        retain_freed_memory()
+    retained = retain_memory and retain_freed_memory()
+    kernels = fast_ops.library()
+    return (f"CPU: {torch.get_num_threads()} torch threads; freed memory {'retained' if retained else 'returned (glibc default)'}; "
+            f"ELU {'kernel ' + kernels._name if kernels else 'from ATen'}")

@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from training.fast_ops import ELU
+
 
 def image_to_float(rgb: torch.Tensor) -> torch.Tensor:
     """uint8 [N, H, W, 3] -> float [N, 3, H, W] in [-0.5, 0.5]. The permuted view of NHWC memory
@@ -28,7 +30,7 @@ class ConvEncoder(nn.Module):
         super().__init__()
         layers, channels = [], in_channels
         for i in range(4):
-            layers += [nn.Conv2d(channels, depth * 2 ** i, 4, 2), nn.ELU()]
+            layers += [nn.Conv2d(channels, depth * 2 ** i, 4, 2), ELU()]
             channels = depth * 2 ** i
         self.net = nn.Sequential(*layers).to(memory_format=torch.channels_last)
         size = image_size
@@ -62,9 +64,9 @@ class ConvDecoder(nn.Module):
         super().__init__()
         self.linear = nn.Linear(feat_dim, 32 * depth)
         self.net = nn.Sequential(
-            nn.ConvTranspose2d(32 * depth, 4 * depth, 5, 2), nn.ELU(),
-            nn.ConvTranspose2d(4 * depth, 2 * depth, 5, 2), nn.ELU(),
-            nn.ConvTranspose2d(2 * depth, depth, 6, 2), nn.ELU(),
+            nn.ConvTranspose2d(32 * depth, 4 * depth, 5, 2), ELU(),
+            nn.ConvTranspose2d(4 * depth, 2 * depth, 5, 2), ELU(),
+            nn.ConvTranspose2d(2 * depth, depth, 6, 2), ELU(),
             nn.ConvTranspose2d(depth, out_channels, 6, 2),
         ).to(memory_format=torch.channels_last)
         self.image_size = image_size
@@ -129,7 +131,7 @@ def mlp(in_dim: int, units: int, layers: int, out_dim: int) -> nn.Sequential:
     """`layers` hidden ELU layers of `units`, then a linear output."""
     modules, dim = [], in_dim
     for _ in range(layers):
-        modules += [nn.Linear(dim, units), nn.ELU()]
+        modules += [nn.Linear(dim, units), ELU()]
         dim = units
     modules.append(nn.Linear(dim, out_dim))
     return nn.Sequential(*modules)

@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     # threads beside one busy process). So by default torch gets the cores the envs leave over.
     if args.threads is None:
         args.threads = len(os.sched_getaffinity(0)) - cfg.env.num_envs
-    configure_cpu(args.threads)
+    print(configure_cpu(args.threads))
     trainer = Trainer(cfg, args.run_dir, args.env, resume=args.resume, reset_actor=args.reset_actor)
 
     def request_stop(signum, frame):

@@ -16,6 +16,7 @@ from torch.nn import functional as F
 
 from recore_nav.geometry import ACTION_DIM, GOAL_DIM
 from training.config import RepresentationConfig, WorldModelConfig
+from training.fast_ops import ELU, elu
 from training.networks import ConvDecoder, ConvEncoder, LayerNormGRUCell, StyleIntervention, image_to_float, mlp
 
 DEPTH_MAX_M = 10.0  # depth targets are clipped to this range and scaled to [0, 1]
@@ -48,7 +49,7 @@ class RSSM(nn.Module):
         self.img_in_stoch = nn.Linear(self.stoch_flat, cfg.hidden)
         self.img_in_action = nn.Linear(action_dim, cfg.hidden, bias=False)
         self.gru = LayerNormGRUCell(cfg.hidden, cfg.deter)
-        self.img_out = nn.Sequential(nn.Linear(cfg.deter, cfg.hidden), nn.ELU(), nn.Linear(cfg.hidden, stats_dim))
+        self.img_out = nn.Sequential(nn.Linear(cfg.deter, cfg.hidden), ELU(), nn.Linear(cfg.hidden, stats_dim))
         # obs_out = ELU(W [deter, embed, goal]); the embed half is precomputed for all steps.
         self.obs_in_deter = nn.Linear(cfg.deter, cfg.hidden, bias=False)
         self.obs_in_embed = nn.Linear(embed_dim + GOAL_DIM, cfg.hidden)
@@ -103,7 +104,7 @@ class RSSM(nn.Module):
     def img_step(self, deter: torch.Tensor, stoch: torch.Tensor, action: torch.Tensor,
                  sample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Prior step: (deter, stoch, action) -> (next deter, next stoch)."""
-        x = F.elu(self.img_in_stoch(stoch) + self.img_in_action(action))
+        x = elu(self.img_in_stoch(stoch) + self.img_in_action(action))
         deter = self.gru(x, deter)
         stats = self.img_out(deter)
         return deter, self.sample(stats) if sample else self.mode(stats)
@@ -111,9 +112,9 @@ class RSSM(nn.Module):
     def obs_step(self, deter: torch.Tensor, stoch: torch.Tensor, action: torch.Tensor, embed_goal: torch.Tensor,
                  sample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior (filtering) step for one observation; used by the policy."""
-        x = F.elu(self.img_in_stoch(stoch) + self.img_in_action(action))
+        x = elu(self.img_in_stoch(stoch) + self.img_in_action(action))
         deter = self.gru(x, deter)
-        stats = self.obs_out(F.elu(self.obs_in_deter(deter) + self.obs_in_embed(embed_goal)))
+        stats = self.obs_out(elu(self.obs_in_deter(deter) + self.obs_in_embed(embed_goal)))
         return deter, self.sample(stats) if sample else self.mode(stats)
 
     def observe(self, embed_goal: torch.Tensor, prev_action: torch.Tensor, is_first: torch.Tensor
@@ -135,9 +136,9 @@ class RSSM(nn.Module):
         for t in range(time):
             k = keep[:, t]
             deter, stoch = deter * k, stoch * k
-            x = F.elu(torch.addmm(action_in[:, t], stoch, w_stoch.t()))
+            x = elu(torch.addmm(action_in[:, t], stoch, w_stoch.t()))
             deter = self.gru(x, deter)
-            stats = self.obs_out(F.elu(self.obs_in_deter(deter) + embed_in[:, t]))
+            stats = self.obs_out(elu(self.obs_in_deter(deter) + embed_in[:, t]))
             stoch = self.sample(stats)
             deters.append(deter)
             stochs.append(stoch)
