@@ -104,6 +104,15 @@ def matmul_rate(dtype: torch.dtype, device: torch.device, size: int = 1024, repe
     return 2 * a.shape[0] * size * (size // 2) * repeats / (time.perf_counter() - start)
 
 
+def huge_pages_gib() -> float:
+    """Anonymous memory this process holds in transparent huge pages (Linux), else 0."""
+    try:
+        line = next(l for l in open("/proc/self/smaps_rollup") if l.startswith("AnonHugePages:"))
+    except (OSError, StopIteration):
+        return 0.0
+    return int(line.split()[1]) / 2**20
+
+
 def report(label: str, model_s: list[float], behavior_s: list[float], cpu_s: list[float], faults: list[int],
            flops: tuple[float, float], peak: float) -> None:
     total = [m + b for m, b in zip(model_s, behavior_s)]
@@ -117,7 +126,7 @@ def report(label: str, model_s: list[float], behavior_s: list[float], cpu_s: lis
           f"   (load average {os.getloadavg()[0]:.1f})")
     # Memory: pages touched afresh each pair (see training/cpu_tuning.py) and the process's peak.
     print(f"{label:>16}  {'page faults/pair':<19} median {statistics.median(faults):9.0f}"
-          f"   peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+          f"   peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB, {huge_pages_gib():.2f} GiB in huge pages")
 
 
 def main() -> None:
