@@ -40,6 +40,8 @@ class ConvEncoder(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """float [N, C, H, W] -> [N, out_dim]."""
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return self.net(image).flatten(1)      # the exported graph keeps plain convolutions
         x = self.net[:-2](image)
         last, activation = self.net[-2], self.net[-1]
         # The last layer's output is tiny (2x2 at 64x64): as one matrix product of its input
