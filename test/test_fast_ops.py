@@ -61,3 +61,14 @@ def test_build_is_cached(tmp_path, monkeypatch) -> None:
     stamp = first.stat().st_mtime_ns
     assert fast_ops.build() == first and first.stat().st_mtime_ns == stamp
     assert [p.name for p in tmp_path.iterdir()] == [first.name]        # no partial files left
+
+
+def test_without_a_compiler_atens_elu_runs_and_the_reason_is_told(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("RECORE_NAV_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    monkeypatch.setattr(fast_ops, "_loaded", False)
+    monkeypatch.setattr(fast_ops, "_library", None)
+    assert fast_ops.library() is None
+    assert fast_ops.describe().startswith("ELU from ATen (") and "no-such-cc" in fast_ops.describe()
+    x = torch.randn(fast_ops.MIN_ELEMENTS)
+    assert torch.equal(fast_ops.elu(x), F.elu(x))

@@ -38,6 +38,7 @@ CHUNK_ALIGN = 64               # elements; chunks start on cache-line multiples
 
 _library: ctypes.CDLL | None = None
 _loaded = False
+_unavailable = ""              # why the kernels are not in use, once library() has tried
 _pool: ThreadPoolExecutor | None = None
 _KERNELS = {torch.float32: "elu_f32", torch.bfloat16: "elu_bf16"}
 
@@ -79,15 +80,17 @@ def build(compiler: str | None = None) -> Path:
 
 def library() -> ctypes.CDLL | None:
     """The loaded kernels, or None (logged once) where they cannot be built or are switched off."""
-    global _library, _loaded
+    global _library, _loaded, _unavailable
     if _loaded:
         return _library
     _loaded = True
     if os.environ.get("RECORE_NAV_FAST_OPS", "1") == "0" or platform.system() != "Linux":
+        _unavailable = "RECORE_NAV_FAST_OPS=0" if platform.system() == "Linux" else f"not built on {platform.system()}"
         return None
     try:
         lib = ctypes.CDLL(str(build()))
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
+        _unavailable = str(error)
         log.warning("fast CPU kernels unavailable, using ATen's ELU: %s", error)
         return None
     for name in _KERNELS.values():
@@ -95,6 +98,12 @@ def library() -> ctypes.CDLL | None:
         getattr(lib, name).restype = None
     _library = lib
     return lib
+
+
+def describe() -> str:
+    """Which ELU runs: the kernel's library path, or ATen's and why."""
+    lib = library()
+    return f"ELU kernel {lib._name}" if lib is not None else f"ELU from ATen ({_unavailable})"
 
 
 def _dense(x: torch.Tensor) -> bool:
