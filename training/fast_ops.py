@@ -40,6 +40,7 @@ _library: ctypes.CDLL | None = None
 _loaded = False
 _unavailable = ""              # why the kernels are not in use, once library() has tried
 _pool: ThreadPoolExecutor | None = None
+_pool_workers = 0
 _KERNELS = {torch.float32: "elu_f32", torch.bfloat16: "elu_bf16"}
 
 
@@ -118,15 +119,15 @@ def _usable(x: torch.Tensor) -> bool:
 def _run(kernel: str, inputs: list[torch.Tensor], out: torch.Tensor) -> None:
     """Apply `kernel` elementwise to the memory of dense `inputs` into `out` (all with the same
     strides), on torch's thread count."""
-    global _pool
+    global _pool, _pool_workers
     fn, n, size = getattr(_library, kernel), out.numel(), out.element_size()
     pointers = [t.data_ptr() for t in (*inputs, out)]
     threads = max(1, min(torch.get_num_threads(), n // PARALLEL_ELEMENTS))
     if threads == 1:
         fn(*pointers, n)
         return
-    if _pool is None or _pool._max_workers < threads - 1:
-        _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="fast_ops")
+    if _pool is None or _pool_workers < threads - 1:
+        _pool, _pool_workers = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="fast_ops"), threads - 1
     step = -(-n // threads // CHUNK_ALIGN) * CHUNK_ALIGN
     chunks = [(i, min(step, n - i)) for i in range(0, n, step)]
     jobs = [_pool.submit(fn, *(p + i * size for p in pointers), count) for i, count in chunks[1:]]
