@@ -1,7 +1,7 @@
 """`training.cpu_tuning.retain_freed_memory`: large blocks come from malloc's heap and stay there.
 
-What this buys in training (no page faults re-touching each update's activations; 2.45 -> 2.1 s a
-DreamerV2-size update pair) is printed by `bench/train_update_speed.py`; page-fault counts of a
+What this buys in training (no page faults re-touching each update's activations; 2.5 -> 2.2 s a
+DreamerV2-size update pair when introduced) is printed by `bench/train_update_speed.py`; page-fault counts of a
 toy loop depend on where glibc happens to place small blocks, so the test checks the allocator's
 own books instead (glibc's mallinfo2): where a 256 MB block came from, and whether it was given
 back to the system when freed.

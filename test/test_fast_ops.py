@@ -19,9 +19,16 @@ def _values(n: int, dtype: torch.dtype) -> torch.Tensor:
     return x.to(dtype)
 
 
+@pytest.fixture
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_forward_and_backward_match_aten(dtype: torch.dtype, threads: int) -> None:
+def test_forward_and_backward_match_aten(dtype: torch.dtype, threads: int, restore_threads) -> None:
     torch.set_num_threads(threads)
     n = 2 * fast_ops.PARALLEL_ELEMENTS + 7           # split across threads, the last chunk ragged
     x = _values(n, dtype).requires_grad_()

@@ -72,7 +72,8 @@ class Agent(nn.Module):
         self.behavior = ActorCritic(cfg.behavior, self.world_model.feat_size)
         self.to(self.device)
         wm, beh = cfg.world_model, cfg.behavior
-        # fused: one kernel over all parameters (the world model's step: 23 -> 12 ms on the CPU).
+        # fused: one kernel over all parameters (the world model's step: 21-23 -> 9-12 ms on the
+        # CPU, bench/layer_speed.py).
         self.optimizers = {
             "model": torch.optim.AdamW(self.world_model.parameters(), lr=wm.lr, eps=wm.eps,
                                        weight_decay=wm.weight_decay, fused=True),

@@ -4,8 +4,8 @@
 use (-O3 -march=native, about a second) into a cache directory and loaded with ctypes; the
 backward is ATen's (from the input, as nn.ELU's). Results are within 2e-7 (relative) of the exact
 ELU in float32 (ATen's within 6e-8); bfloat16 results are that rounded to bfloat16. The forward
-is 2-4x faster than ATen's (27 -> 7-13 ms for the encoder's first activation, 1,600 images,
-bfloat16). The largest tensors are split across `torch.get_num_threads()` threads (ctypes
+is ~4x faster than ATen's (27-34 -> 7-8 ms for the encoder's first activation, 1,600 images,
+bfloat16; `bench/layer_speed.py`). The largest tensors are split across `torch.get_num_threads()` threads (ctypes
 releases the GIL). Anything else (CUDA, other dtypes, small or strided tensors, ONNX export and
 tracing, no C compiler, RECORE_NAV_FAST_OPS=0) takes `torch.nn.functional.elu`.
 """
@@ -116,22 +116,22 @@ def _usable(x: torch.Tensor) -> bool:
             and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export() and library() is not None)
 
 
-def _run(kernel: str, inputs: list[torch.Tensor], out: torch.Tensor) -> None:
-    """Apply `kernel` elementwise to the memory of dense `inputs` into `out` (all with the same
-    strides), on torch's thread count."""
+def _run(kernel: str, x: torch.Tensor, out: torch.Tensor) -> None:
+    """Apply `kernel` elementwise to the memory of dense `x` into `out` (the same strides), on
+    torch's thread count."""
     global _pool, _pool_workers
-    fn, n, size = getattr(_library, kernel), out.numel(), out.element_size()
-    pointers = [t.data_ptr() for t in (*inputs, out)]
+    fn, n, size = getattr(_library, kernel), x.numel(), x.element_size()
+    src, dst = x.data_ptr(), out.data_ptr()
     threads = max(1, min(torch.get_num_threads(), n // PARALLEL_ELEMENTS))
     if threads == 1:
-        fn(*pointers, n)
+        fn(src, dst, n)
         return
     if _pool is None or _pool_workers < threads - 1:
         _pool, _pool_workers = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="fast_ops"), threads - 1
     step = -(-n // threads // CHUNK_ALIGN) * CHUNK_ALIGN
     chunks = [(i, min(step, n - i)) for i in range(0, n, step)]
-    jobs = [_pool.submit(fn, *(p + i * size for p in pointers), count) for i, count in chunks[1:]]
-    fn(*pointers, chunks[0][1])
+    jobs = [_pool.submit(fn, src + i * size, dst + i * size, count) for i, count in chunks[1:]]
+    fn(src, dst, chunks[0][1])
     for job in jobs:
         job.result()
 
@@ -140,7 +140,7 @@ class _ELU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         out = torch.empty_like(x)      # preserve_format: the same strides as a dense x
-        _run(_KERNELS[x.dtype], [x], out)
+        _run(_KERNELS[x.dtype], x, out)
         ctx.save_for_backward(x)
         return out
 

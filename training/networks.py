@@ -42,20 +42,25 @@ class ConvEncoder(nn.Module):
         """float [N, C, H, W] -> [N, out_dim]."""
         if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
             return self.net(image).flatten(1)      # the exported graph keeps plain convolutions
-        x = self.net[:-2](image)
-        last, activation = self.net[-2], self.net[-1]
         # The last layer's output is tiny (2x2 at 64x64): as one matrix product of its input
-        # patches it trains 3x faster than oneDNN's convolution, whose weight gradient is slow at
-        # that shape (fwd+bwd 143 -> 43 ms for 1,600 images); the other layers are faster as convolutions.
-        n, c, h, w = x.shape
-        out_c, _, k, _ = last.weight.shape
-        s = last.stride[0]
-        rows, cols = (h - k) // s + 1, (w - k) // s + 1
-        nhwc = x.permute(0, 2, 3, 1)
-        patches = torch.stack([nhwc[:, s * i:s * i + k, s * j:s * j + k] for i in range(rows) for j in range(cols)], 1)
-        y = F.linear(patches.reshape(n * rows * cols, k * k * c), last.weight.permute(0, 2, 3, 1).reshape(out_c, -1), last.bias)
-        # Flattened in the convolution's (channel, row, column) order, as the posterior was trained on.
-        return activation(y).view(n, rows * cols, out_c).transpose(1, 2).reshape(n, -1)
+        # patches it trains over 2x faster than oneDNN's convolution, whose weight gradient is slow
+        # at that shape (bench/layer_speed.py); the other layers are faster as convolutions.
+        last, activation = self.net[-2], self.net[-1]
+        return activation(conv_as_patch_product(self.net[:-2](image), last.weight, last.bias, last.stride[0])).flatten(1)
+
+
+def conv_as_patch_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int) -> torch.Tensor:
+    """`conv2d(x, weight, bias, stride)` (no padding) as one matrix product of the input's patches,
+    gathered by slicing the channels-last view: [N, C, H, W] -> [N, C_out, H', W'] (channels-last).
+    Fast where the output has few positions; the slices are one per output position."""
+    n, c, h, w = x.shape
+    out_c, _, k, _ = weight.shape
+    rows, cols = (h - k) // stride + 1, (w - k) // stride + 1
+    nhwc = x.permute(0, 2, 3, 1)
+    patches = torch.stack([nhwc[:, stride * i:stride * i + k, stride * j:stride * j + k]
+                           for i in range(rows) for j in range(cols)], 1)
+    y = F.linear(patches.reshape(n * rows * cols, k * k * c), weight.permute(0, 2, 3, 1).reshape(out_c, -1), bias)
+    return y.view(n, rows, cols, out_c).permute(0, 3, 1, 2)
 
 
 class ConvDecoder(nn.Module):
@@ -85,8 +90,8 @@ class ConvDecoder(nn.Module):
         last = self.net[-1]
         for layer in self.net[1:]:
             if layer is last and last.kernel_size[0] % last.stride[0] == 0:
-                # oneDNN's transposed convolution to a map of few channels runs at ~30 GFLOP/s;
-                # the same product as a sub-pixel convolution is 3x faster (fwd+bwd 76 -> 36 ms, 800 maps).
+                # oneDNN's transposed convolution to a map of few channels runs at ~30 GFLOP/s; the
+                # same product as a sub-pixel convolution is 2-3x faster (bench/layer_speed.py).
                 x = SubPixelConvTranspose.apply(x, layer.weight.to(x.dtype), layer.stride[0])
                 x = x + layer.bias.to(x.dtype)[:, None, None]
             elif isinstance(layer, nn.ConvTranspose2d):
