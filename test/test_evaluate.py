@@ -94,16 +94,45 @@ def test_bad_bundle_is_a_one_line_error(tmp_path, capsys):
     assert err.startswith("error:") and err.count("\n") == 1
 
 
-def test_comparison_table_lists_rows_and_references(tmp_path):
+def _run(successes: list[bool], splits=("train", "ood")) -> dict:
+    """A trained run as compare.evaluate_run returns it: the same successes on every split."""
+    episodes = [Episode(seed=100 + i, success=ok, spl=0.8 * ok, collisions=0, length=50, episode_return=0.0)
+                for i, ok in enumerate(successes)]
+    return {"training": {"steps": 1200, "updates": 90}, "episodes": {s: episodes for s in splits}}
+
+
+def test_comparison_pools_seeds_and_pairs_differences_by_episode():
     from training import compare
+    dreamer = {0: _run([True, False, False, False]), 1: _run([True, True, False, False])}
+    recore = {0: _run([True, True, True, False]), 1: _run([True, True, False, False])}
+    row = compare.row_results(recore, ("train", "ood"))
+    assert row["seeds"] == [0, 1]
+    assert row["splits"]["ood"]["success_rate"]["value"] == pytest.approx(5 / 8)   # pooled over seeds
+    assert row["splits"]["ood"]["per_seed_success"] == [0.75, 0.5]
+    difference = compare.paired_success_difference(recore, "ood", dreamer, "ood")
+    assert difference["per_seed"] == [0.5, 0.0]
+    assert difference["value"] == pytest.approx(0.25)
+    assert difference["ci95"][0] <= 0.25 <= difference["ci95"][1]
+    # A row against itself on another split with the same episodes: exactly no shift.
+    shift = compare.paired_success_difference(recore, "ood", recore, "train")
+    assert shift["value"] == 0.0 and shift["ci95"] == [0.0, 0.0]
+
+
+def test_comparison_table_lists_rows_references_and_differences():
+    from training import compare
+    splits = ("train", "ood")
+    runs = {"dreamer": {0: _run([True, False]), 1: _run([False, False])},
+            "recore_depth": {0: _run([True, True]), 1: _run([True, False])}}
+    table = {row: compare.row_results(row_runs, splits) for row, row_runs in runs.items()}
     metric = {"value": 0.5, "ci95": [0.4, 0.6]}
-    result = {"training": {"steps": 1200, "updates": 90}, "success_rate": metric, "spl": metric}
-    reference = {**result, "training": {"steps": 0, "updates": 0}}
-    table = compare.table_markdown({"dreamer": {"train": result, "ood": result},
-                                    GoalSeekingBaseline.name: {"train": reference, "ood": reference}},
-                                   ("train", "ood"), "rows")
-    assert "| dreamer | 1200 / 90 | 50.0 [40.0, 60.0] | 0.50 [0.40, 0.60] | 50.0 [40.0, 60.0] |" in table
-    assert f"| {GoalSeekingBaseline.name} | no training |" in table
+    table[GoalSeekingBaseline.name] = {"training": {"steps": 0, "updates": 0}, "seeds": [],
+                                       "splits": {s: {"success_rate": metric, "spl": metric} for s in splits}}
+    differences = compare.differences_between(runs, splits, "dreamer")
+    markdown = compare.table_markdown(table, differences, splits, "rows", "dreamer")
+    assert "| recore_depth | 0, 1 | 1200 / 90 | 75.0 [" in markdown and "] (100, 50) |" in markdown
+    assert f"| {GoalSeekingBaseline.name} | - | no training | 50.0 [40.0, 60.0] | 0.50 [0.40, 0.60] |" in markdown
+    assert "| recore_depth | +50.0 [" in markdown and "(+50.0, +50.0)" in markdown   # against dreamer
+    assert "| dreamer | +0.0 [+0.0, +0.0] (+0.0, +0.0) |" in markdown                 # ood - train
     with pytest.raises(SystemExit):
         compare.parse_args(["--rows", "no_such_row"])
 

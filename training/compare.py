@@ -1,16 +1,19 @@
 """The paper's comparison table on the embedded simulator: train every row with one budget and
-seed, export each through ONNX, evaluate each bundle on the same episodes, write one table.
+the same seeds, export each through ONNX, evaluate each bundle on the same episodes, write one table.
 
     python training/compare.py --base config/train/recore_pointnav.yaml \\
-        --rows dreamer recore_depth recore_no_cl recore_no_aux --set run.total_steps=12000 \\
-        --episodes 100 --out runs/compare
+        --rows dreamer recore_depth recore_no_cl recore_no_aux --seeds 0 1 2 \\
+        --set run.total_steps=12000 --episodes 100 --out runs/compare
 
 A row is `config/train/<row>.yaml` merged over `--base` (the shipped model's sizes, budget and
 recipe), so rows differ only in their representation. Each stage is skipped when its output
 exists, and an interrupted training resumes, so rerunning the command continues the table.
-Per row: `OUT/<row>/` (the training run), `OUT/<row>/bundle/`, `OUT/<row>/eval_<split>/`
-(`training/evaluate.py`'s outputs); the table: `OUT/table.md` and `OUT/table.json`, with the
-no-learning baseline and the privileged shortest-path expert on the same episodes beside the rows.
+Per row and training seed: `OUT/<row>/seed<k>/` (the training run), its `bundle/` and its
+`eval_<split>/` (`training/evaluate.py`'s outputs); the table: `OUT/table.md` and `OUT/table.json`,
+with the no-learning baseline and the privileged shortest-path expert on the same episodes beside
+the rows, and success differences paired by seed and episode (each row against `--against`, and
+each row out of distribution against its own `train`; every row, seed and split meets the same
+layouts, starts and goals, so differences are taken episode by episode).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):   # run as `python training/compare.py`: import `training.` from the repo
@@ -33,8 +38,8 @@ def run(command: list[str]) -> None:
     subprocess.run(command, check=True, cwd=REPO)
 
 
-def train_row(row: str, args: argparse.Namespace) -> Path:
-    run_dir = args.out / row
+def train_row(row: str, seed: int, args: argparse.Namespace) -> Path:
+    run_dir = args.out / row / f"seed{seed}"
     trained = run_dir / "bundle" / "policy.onnx"
     if trained.is_file():
         return run_dir
@@ -46,13 +51,16 @@ def train_row(row: str, args: argparse.Namespace) -> Path:
         command += ["--config", str(args.base), "--config", str(REPO / "config" / "train" / f"{row}.yaml")]
     for override in args.overrides:
         command += ["--set", override]
-    run(command)
+    run(command + ["--set", f"run.seed={seed}"])
     run([sys.executable, "training/export_onnx.py", str(run_dir), "--out", str(run_dir / "bundle"), "--name", row])
     return run_dir
 
 
-def evaluate_row(row: str, run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
-    results = {}
+def evaluate_run(row: str, run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """One trained run on every split: its training budget and each split's episodes."""
+    from training.evaluate import Episode
+
+    result: dict[str, Any] = {"episodes": {}}
     for split in args.splits:
         out = run_dir / f"eval_{split}"
         if not (out / "summary.json").is_file():
@@ -60,8 +68,42 @@ def evaluate_row(row: str, run_dir: Path, args: argparse.Namespace) -> dict[str,
                  "--episodes", str(args.episodes), "--workers", str(args.workers), "--videos", "1",
                  "--out", str(out), "--run-dir", str(run_dir)])
         summary = json.loads((out / "summary.json").read_text())
-        results[split] = {"training": summary["training"], **summary["results"][row]}
-    return results
+        result["training"] = summary["training"]
+        result["episodes"][split] = [Episode(**e) for e in summary["per_episode"][row]]
+    return result
+
+
+def row_results(runs: dict[int, dict[str, Any]], splits: tuple[str, ...]) -> dict[str, Any]:
+    """A row over its training seeds: each split's metrics over the episodes of every seed pooled
+    (so the intervals cover evaluation noise, not seed-to-seed spread), and each seed's success rate
+    beside them (the spread between seeds)."""
+    from training.evaluate import summarize
+
+    row: dict[str, Any] = {"training": next(iter(runs.values()))["training"], "seeds": list(runs), "splits": {}}
+    for split in splits:
+        pooled = [e for run in runs.values() for e in run["episodes"][split]]
+        per_seed = [sum(e.success for e in run["episodes"][split]) / len(run["episodes"][split])
+                    for run in runs.values()]
+        row["splits"][split] = {**summarize(pooled), "per_seed_success": per_seed}
+    return row
+
+
+def paired_success_difference(a: dict[int, dict[str, Any]], split_a: str, b: dict[int, dict[str, Any]],
+                              split_b: str) -> dict[str, Any]:
+    """Success of runs `a` on `split_a` minus runs `b` on `split_b`, paired by training seed and
+    evaluation episode (the same layouts, starts and goals): the mean difference, its 95%
+    bootstrap interval over the pairs, and each seed's difference."""
+    from training.evaluate import bootstrap_interval
+
+    differences, per_seed = [], []
+    for seed in sorted(set(a) & set(b)):
+        successes_a = {e.seed: e.success for e in a[seed]["episodes"][split_a]}
+        successes_b = {e.seed: e.success for e in b[seed]["episodes"][split_b]}
+        pairs = [float(successes_a[k]) - float(successes_b[k]) for k in sorted(successes_a) if k in successes_b]
+        differences += pairs
+        per_seed.append(sum(pairs) / len(pairs))
+    values = np.asarray(differences)
+    return {"value": float(values.mean()), "ci95": list(bootstrap_interval(values)), "per_seed": per_seed}
 
 
 REFERENCES = {"baseline": "goal-seeking baseline", "expert": "shortest-path expert (privileged)"}
@@ -82,23 +124,75 @@ def reference_rows(bundle: Path, args: argparse.Namespace) -> dict[str, dict[str
             options = evaluate_args([str(bundle), "--split", split, "--episodes", str(args.episodes),
                                      "--workers", str(args.workers), "--videos", "0"])
             episodes, _ = evaluate_policy(policy, options, read_bundle_spec(bundle).image_height)
-            rows.setdefault(name, {})[split] = {"training": {"steps": 0, "updates": 0}, **summarize(episodes)}
+            rows.setdefault(name, {})[split] = summarize(episodes)
             path.write_text(json.dumps(rows, indent=2) + "\n")
-    return rows
+    return {name: {"training": {"steps": 0, "updates": 0}, "seeds": [],
+                   "splits": {split: rows[name][split] for split in args.splits}} for name in REFERENCES.values()}
 
 
-def table_markdown(table: dict[str, dict[str, Any]], splits: tuple[str, ...], title: str) -> str:
+def _points(value: float) -> str:
+    return f"{100 * value:+.1f}"
+
+
+def table_markdown(table: dict[str, dict[str, Any]], differences: dict[str, dict[str, Any]],
+                   splits: tuple[str, ...], title: str, against: str | None) -> str:
+    """The table (each row's episodes over its seeds pooled, each seed's success in parentheses),
+    then success differences paired by seed and episode: each row against `against`, and each
+    row's out-of-distribution splits against its own `train`."""
     from training.evaluate import interval_cell as cell
 
-    header = "| row | steps / updates | " + " | ".join(f"{s} success % | {s} SPL" for s in splits) + " |"
-    lines = [f"### {title}", "", header, "|---|---|" + "---|---|" * len(splits)]
+    header = "| row | seeds | steps / updates | " + " | ".join(f"{s} success % | {s} SPL" for s in splits) + " |"
+    lines = [f"### {title}", "", header, "|---|---|---|" + "---|---|" * len(splits)]
     for row, results in table.items():
-        training = next(iter(results.values()))["training"]
-        cells = [f"{cell(results[s]['success_rate'], True)} | {cell(results[s]['spl'], False)}" for s in splits]
+        cells = []
+        for split in splits:
+            metrics = results["splits"][split]
+            success = cell(metrics["success_rate"], True)
+            if len(results["seeds"]) > 1:
+                success += " (" + ", ".join(f"{100 * v:.0f}" for v in metrics["per_seed_success"]) + ")"
+            cells.append(f"{success} | {cell(metrics['spl'])}")
+        training = results["training"]
         budget = f"{training['steps']} / {training['updates']}" if training.get("steps") else "no training"
-        lines.append(f"| {row} | {budget} | " + " | ".join(cells) + " |")
-    lines += ["", "Success with a 95% Wilson interval, SPL with a 95% bootstrap interval of the mean."]
+        seeds = ", ".join(map(str, results["seeds"])) or "-"
+        lines.append(f"| {row} | {seeds} | {budget} | " + " | ".join(cells) + " |")
+    lines += ["", "Success % over every seed's episodes with a 95% Wilson interval, each seed's success in "
+              "parentheses; SPL with a 95% bootstrap interval of the mean."]
+
+    def difference_table(heading: str, columns: list[str], key: str) -> None:
+        rows = {row: d[key] for row, d in differences.items() if d.get(key)}
+        if not rows:
+            return
+        lines.extend(["", f"#### {heading}", "", "| row | " + " | ".join(columns) + " |",
+                      "|---|" + "---|" * len(columns)])
+        for row, by_column in rows.items():
+            cells = [f"{_points(d['value'])} [{_points(d['ci95'][0])}, {_points(d['ci95'][1])}]"
+                     + (" (" + ", ".join(_points(v) for v in d["per_seed"]) + ")" if len(d["per_seed"]) > 1 else "")
+                     for d in by_column.values()]
+            lines.append(f"| {row} | " + " | ".join(cells) + " |")
+
+    difference_table(f"Success minus {against}'s, percentage points (paired by seed and episode; "
+                     "each seed's in parentheses)", [f"{s}" for s in splits], "against")
+    shifted = [s for s in splits if s != "train"]
+    difference_table("Out of distribution: success minus the same row's on train, percentage points "
+                     "(paired by seed and episode)", [f"{s} - train" for s in shifted], "shift")
+    if differences:
+        lines += ["", "Differences: mean with a 95% bootstrap interval over the episode pairs."]
     return "\n".join(lines) + "\n"
+
+
+def differences_between(runs: dict[str, dict[int, dict[str, Any]]], splits: tuple[str, ...],
+                        against: str | None) -> dict[str, dict[str, Any]]:
+    """Per row: `against` -> split -> its success minus `against`'s; `shift` -> split -> its success
+    on that split minus on train."""
+    out: dict[str, dict[str, Any]] = {}
+    for row, row_runs in runs.items():
+        out[row] = {}
+        if against in runs and row != against:
+            out[row]["against"] = {s: paired_success_difference(row_runs, s, runs[against], s) for s in splits}
+        if "train" in splits:
+            out[row]["shift"] = {s: paired_success_difference(row_runs, s, row_runs, "train")
+                                 for s in splits if s != "train"}
+    return out
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -107,6 +201,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", nargs="+", required=True, help="config/train/<row>.yaml names")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override for every row, e.g. run.total_steps=12000 (repeatable)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0],
+                        help="training seeds: every row is trained once per seed (run.seed)")
+    parser.add_argument("--first-seed-only", nargs="+", default=[], metavar="ROW",
+                        help="rows trained with the first seed only (costly ablations)")
+    parser.add_argument("--against", default="dreamer",
+                        help="row the others' success is compared with, paired by episode (if it is a row)")
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--workers", type=int, default=1, help="evaluation processes")
@@ -125,19 +225,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     title = (f"Rows over {Path(args.base).name} ({', '.join(args.overrides) or 'as is'}), "
-             f"{args.episodes} episodes a split (same seeds)")
+             f"{args.episodes} episodes a split (the same episodes for every row and seed)")
+    against = args.against if args.against in args.rows else None
 
-    def write_table(table: dict[str, dict[str, Any]]) -> None:
-        (args.out / "table.json").write_text(json.dumps(table, indent=2) + "\n")
-        (args.out / "table.md").write_text(table_markdown(table, args.splits, title))
+    runs: dict[str, dict[int, dict[str, Any]]] = {}
+    table: dict[str, dict[str, Any]] = {}
 
-    table = {}
+    def write_table() -> None:
+        differences = differences_between(runs, args.splits, against)
+        (args.out / "table.json").write_text(json.dumps({"rows": table, "differences": differences}, indent=2) + "\n")
+        (args.out / "table.md").write_text(table_markdown(table, differences, args.splits, title, against))
+
     for row in args.rows:
-        run_dir = train_row(row, args)
-        table[row] = evaluate_row(row, run_dir, args)
-        write_table(table)   # after every row: a partial table is there while the next row trains
-    table.update(reference_rows(args.out / args.rows[0] / "bundle", args))
-    write_table(table)
+        for seed in args.seeds[:1] if row in args.first_seed_only else args.seeds:
+            runs.setdefault(row, {})[seed] = evaluate_run(row, train_row(row, seed, args), args)
+            table[row] = row_results(runs[row], args.splits)
+            write_table()   # after every run: a partial table is there while the next one trains
+    table.update(reference_rows(args.out / args.rows[0] / f"seed{args.seeds[0]}" / "bundle", args))
+    write_table()
     print((args.out / "table.md").read_text())
     return 0
 
