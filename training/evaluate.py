@@ -22,6 +22,7 @@ import math
 import multiprocessing
 import os
 import sys
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -142,8 +143,14 @@ def run_episodes(job: dict[str, Any]) -> tuple[list[Episode], list[tuple[Episode
     episodes: list[Episode] = []
     videos: list[tuple[Episode, np.ndarray]] = []
     wanted = {True: job["videos"], False: job["videos"]}
+    from tqdm import tqdm
+    # One bar per worker process, each on its own line; a thread lock, since tqdm's default
+    # multiprocessing lock leaks a semaphore from each spawned worker.
+    tqdm.set_lock(threading.RLock())
+    progress = tqdm(job["seeds"], desc=f"{job['policy']} {job['split']} [{job['worker']}]", unit="episode",
+                    position=job["worker"], dynamic_ncols=True)
     try:
-        for seed in job["seeds"]:
+        for seed in progress:
             obs, info = env.reset(seed=int(seed))
             policy.reset()
             record = wanted[True] > 0 or wanted[False] > 0
@@ -163,7 +170,9 @@ def run_episodes(job: dict[str, Any]) -> tuple[list[Episode], list[tuple[Episode
             if record and wanted[episode.success] > 0:
                 wanted[episode.success] -= 1
                 videos.append((episode, _video_frames(env, rgb_frames, poses)))
+            progress.set_postfix(success=f"{sum(e.success for e in episodes)}/{len(episodes)}")
     finally:
+        progress.close()
         env.close()
     return episodes, videos
 
@@ -175,7 +184,7 @@ def evaluate_policy(policy: str, args: argparse.Namespace, image_size: int
     workers = max(1, min(args.workers, len(seeds)))
     jobs = [{"policy": policy, "bundle": str(args.bundle), "providers": args.providers, "env": args.env,
              "split": args.split, "image_size": image_size, "max_steps": args.max_steps,
-             "seeds": seeds[w::workers], "videos": args.videos} for w in range(workers)]
+             "seeds": seeds[w::workers], "videos": args.videos, "worker": w} for w in range(workers)]
     if workers == 1:
         parts = [run_episodes(jobs[0])]
     else:
