@@ -127,8 +127,8 @@ def test_comparison_table_lists_rows_references_and_differences():
     metric = {"value": 0.5, "ci95": [0.4, 0.6]}
     table[GoalSeekingBaseline.name] = {"training": {"steps": 0, "updates": 0}, "seeds": [],
                                        "splits": {s: {"success_rate": metric, "spl": metric} for s in splits}}
-    differences = compare.differences_between(runs, splits, "dreamer")
-    markdown = compare.table_markdown(table, differences, splits, "rows", "dreamer")
+    differences = compare.differences_between(runs, splits, ["dreamer", "not_a_row"])
+    markdown = compare.table_markdown(table, differences, splits, "rows")
     assert "| recore_depth | 0, 1 | 1200 / 90 | 75.0 [" in markdown and "] (100, 50) |" in markdown
     assert f"| {GoalSeekingBaseline.name} | - | no training | 50.0 [40.0, 60.0] | 0.50 [0.40, 0.60] |" in markdown
     assert "| recore_depth | +50.0 [" in markdown and "(+50.0, +50.0)" in markdown   # against dreamer

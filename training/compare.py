@@ -11,7 +11,7 @@ exists, and an interrupted training resumes, so rerunning the command continues 
 Per row and training seed: `OUT/<row>/seed<k>/` (the training run), its `bundle/` and its
 `eval_<split>/` (`training/evaluate.py`'s outputs); the table: `OUT/table.md` and `OUT/table.json`,
 with the no-learning baseline and the privileged shortest-path expert on the same episodes beside
-the rows, and success differences paired by seed and episode (each row against `--against`, and
+the rows, and success differences paired by seed and episode (each row against each `--against` row, and
 each row out of distribution against its own `train`; every row, seed and split meets the same
 layouts, starts and goals, so differences are taken episode by episode).
 """
@@ -135,10 +135,10 @@ def _points(value: float) -> str:
 
 
 def table_markdown(table: dict[str, dict[str, Any]], differences: dict[str, dict[str, Any]],
-                   splits: tuple[str, ...], title: str, against: str | None) -> str:
+                   splits: tuple[str, ...], title: str) -> str:
     """The table (each row's episodes over its seeds pooled, each seed's success in parentheses),
-    then success differences paired by seed and episode: each row against `against`, and each
-    row's out-of-distribution splits against its own `train`."""
+    then success differences paired by seed and episode: each row against each reference row,
+    and each row's out-of-distribution splits against its own `train`."""
     from training.evaluate import interval_cell as cell
 
     header = "| row | seeds | steps / updates | " + " | ".join(f"{s} success % | {s} SPL" for s in splits) + " |"
@@ -158,8 +158,7 @@ def table_markdown(table: dict[str, dict[str, Any]], differences: dict[str, dict
     lines += ["", "Success % over every seed's episodes with a 95% Wilson interval, each seed's success in "
               "parentheses; SPL with a 95% bootstrap interval of the mean."]
 
-    def difference_table(heading: str, columns: list[str], key: str) -> None:
-        rows = {row: d[key] for row, d in differences.items() if d.get(key)}
+    def difference_table(heading: str, columns: list[str], rows: dict[str, dict[str, Any]]) -> None:
         if not rows:
             return
         lines.extend(["", f"#### {heading}", "", "| row | " + " | ".join(columns) + " |",
@@ -170,25 +169,30 @@ def table_markdown(table: dict[str, dict[str, Any]], differences: dict[str, dict
                      for d in by_column.values()]
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
 
-    difference_table(f"Success minus {against}'s, percentage points (paired by seed and episode; "
-                     "each seed's in parentheses)", [f"{s}" for s in splits], "against")
+    references = [row for row in table if any(row in d.get("against", {}) for d in differences.values())]
+    for reference in references:
+        difference_table(f"Success minus {reference}'s, percentage points (paired by seed and episode; "
+                         "each seed's in parentheses)", list(splits),
+                         {row: d["against"][reference] for row, d in differences.items()
+                          if reference in d.get("against", {})})
     shifted = [s for s in splits if s != "train"]
     difference_table("Out of distribution: success minus the same row's on train, percentage points "
-                     "(paired by seed and episode)", [f"{s} - train" for s in shifted], "shift")
+                     "(paired by seed and episode)", [f"{s} - train" for s in shifted],
+                     {row: d["shift"] for row, d in differences.items() if d.get("shift")})
     if differences:
         lines += ["", "Differences: mean with a 95% bootstrap interval over the episode pairs."]
     return "\n".join(lines) + "\n"
 
 
 def differences_between(runs: dict[str, dict[int, dict[str, Any]]], splits: tuple[str, ...],
-                        against: str | None) -> dict[str, dict[str, Any]]:
-    """Per row: `against` -> split -> its success minus `against`'s; `shift` -> split -> its success
-    on that split minus on train."""
+                        against: list[str]) -> dict[str, dict[str, Any]]:
+    """Per row: `against` -> reference row -> split -> its success minus the reference's there;
+    `shift` -> split -> its success on that split minus on train."""
     out: dict[str, dict[str, Any]] = {}
     for row, row_runs in runs.items():
-        out[row] = {}
-        if against in runs and row != against:
-            out[row]["against"] = {s: paired_success_difference(row_runs, s, runs[against], s) for s in splits}
+        out[row] = {"against": {reference: {s: paired_success_difference(row_runs, s, runs[reference], s)
+                                            for s in splits}
+                                for reference in against if reference in runs and reference != row}}
         if "train" in splits:
             out[row]["shift"] = {s: paired_success_difference(row_runs, s, row_runs, "train")
                                  for s in splits if s != "train"}
@@ -205,8 +209,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="training seeds: every row is trained once per seed (run.seed)")
     parser.add_argument("--first-seed-only", nargs="+", default=[], metavar="ROW",
                         help="rows trained with the first seed only (costly ablations)")
-    parser.add_argument("--against", default="dreamer",
-                        help="row the others' success is compared with, paired by episode (if it is a row)")
+    parser.add_argument("--against", nargs="+", default=["dreamer"], metavar="ROW",
+                        help="rows the others' success is compared with, paired by episode (those that are rows)")
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--workers", type=int, default=1, help="evaluation processes")
@@ -226,15 +230,14 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     title = (f"Rows over {Path(args.base).name} ({', '.join(args.overrides) or 'as is'}), "
              f"{args.episodes} episodes a split (the same episodes for every row and seed)")
-    against = args.against if args.against in args.rows else None
 
     runs: dict[str, dict[int, dict[str, Any]]] = {}
     table: dict[str, dict[str, Any]] = {}
 
     def write_table() -> None:
-        differences = differences_between(runs, args.splits, against)
+        differences = differences_between(runs, args.splits, args.against)
         (args.out / "table.json").write_text(json.dumps({"rows": table, "differences": differences}, indent=2) + "\n")
-        (args.out / "table.md").write_text(table_markdown(table, differences, args.splits, title, against))
+        (args.out / "table.md").write_text(table_markdown(table, differences, args.splits, title))
 
     for row in args.rows:
         for seed in args.seeds[:1] if row in args.first_seed_only else args.seeds:
