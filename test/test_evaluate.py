@@ -135,6 +135,12 @@ def test_comparison_table_lists_rows_references_and_differences():
     assert "| dreamer | +0.0 [+0.0, +0.0] (+0.0, +0.0) |" in markdown                 # ood - train
     with pytest.raises(SystemExit):
         compare.parse_args(["--rows", "no_such_row"])
+    args = compare.parse_args(["--rows", "dreamer", "recore_seg", "--seeds", "0", "1", "2",
+                               "--row-seeds", "recore_seg=0,1"])
+    assert args.seeds == [0, 1, 2] and args.row_seeds == {"recore_seg": [0, 1]}
+    for bad in ("recore_seg=a", "recore_depth=0"):   # not a seed; not a row
+        with pytest.raises(SystemExit):
+            compare.parse_args(["--rows", "dreamer", "recore_seg", "--row-seeds", bad])
 
 
 def _record(bundle: str, key: str) -> None:

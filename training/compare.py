@@ -207,8 +207,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="override for every row, e.g. run.total_steps=12000 (repeatable)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0],
                         help="training seeds: every row is trained once per seed (run.seed)")
-    parser.add_argument("--first-seed-only", nargs="+", default=[], metavar="ROW",
-                        help="rows trained with the first seed only (costly ablations)")
+    parser.add_argument("--row-seeds", nargs="+", default=[], metavar="ROW=SEED[,SEED]",
+                        help="a row's own training seeds instead of --seeds (e.g. a costly ablation: "
+                             "recore_seg=0,1)")
     parser.add_argument("--against", nargs="+", default=["dreamer"], metavar="ROW",
                         help="rows the others' success is compared with, paired by episode (those that are rows)")
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
@@ -217,6 +218,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each training run")
     parser.add_argument("--out", type=Path, default=Path("runs/compare"))
     args = parser.parse_args(argv)
+    row_seeds = {}
+    for item in args.row_seeds:
+        row, _, seeds = item.partition("=")
+        try:
+            row_seeds[row] = [int(seed) for seed in seeds.split(",")]
+        except ValueError:
+            parser.error(f"--row-seeds {item!r}: expected ROW=SEED[,SEED...], e.g. recore_seg=0,1")
+        if row not in args.rows:
+            parser.error(f"--row-seeds {item!r}: {row} is not one of --rows")
+    args.row_seeds = row_seeds
     for row in args.rows:
         if not (REPO / "config" / "train" / f"{row}.yaml").is_file():
             parser.error(f"no recipe config/train/{row}.yaml")
@@ -240,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "table.md").write_text(table_markdown(table, differences, args.splits, title))
 
     for row in args.rows:
-        for seed in args.seeds[:1] if row in args.first_seed_only else args.seeds:
+        for seed in args.row_seeds.get(row, args.seeds):
             runs.setdefault(row, {})[seed] = evaluate_run(row, train_row(row, seed, args), args)
             table[row] = row_results(runs[row], args.splits)
             write_table()   # after every run: a partial table is there while the next one trains
