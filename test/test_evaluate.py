@@ -116,6 +116,10 @@ def test_comparison_pools_seeds_and_pairs_differences_by_episode():
     # A row against itself on another split with the same episodes: exactly no shift.
     shift = compare.paired_success_difference(recore, "ood", recore, "train")
     assert shift["value"] == 0.0 and shift["ci95"] == [0.0, 0.0]
+    # Runs with no training seed in common are not compared.
+    assert compare.paired_success_difference({5: recore[0]}, "ood", dreamer, "ood") is None
+    assert compare.differences_between({"dreamer": dreamer, "recore": {5: recore[0]}}, ("train", "ood"),
+                                       ["dreamer"])["recore"]["against"] == {}
 
 
 def test_comparison_table_lists_rows_references_and_differences():

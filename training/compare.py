@@ -11,9 +11,9 @@ exists, and an interrupted training resumes, so rerunning the command continues 
 Per row and training seed: `OUT/<row>/seed<k>/` (the training run), its `bundle/` and its
 `eval_<split>/` (`training/evaluate.py`'s outputs); the table: `OUT/table.md` and `OUT/table.json`,
 with the no-learning baseline and the privileged shortest-path expert on the same episodes beside
-the rows, and success differences paired by seed and episode (each row against each `--against` row, and
-each row out of distribution against its own `train`; every row, seed and split meets the same
-layouts, starts and goals, so differences are taken episode by episode).
+the rows, and success differences paired by seed and episode (each row against each `--against`
+row, and each row out of distribution against its own `train`; every row, seed and split meets
+the same layouts, starts and goals, so differences are taken episode by episode).
 """
 
 from __future__ import annotations
@@ -89,10 +89,10 @@ def row_results(runs: dict[int, dict[str, Any]], splits: tuple[str, ...]) -> dic
 
 
 def paired_success_difference(a: dict[int, dict[str, Any]], split_a: str, b: dict[int, dict[str, Any]],
-                              split_b: str) -> dict[str, Any]:
+                              split_b: str) -> dict[str, Any] | None:
     """Success of runs `a` on `split_a` minus runs `b` on `split_b`, paired by training seed and
     evaluation episode (the same layouts, starts and goals): the mean difference, its 95%
-    bootstrap interval over the pairs, and each seed's difference."""
+    bootstrap interval over the pairs, and each seed's difference; None when nothing pairs."""
     from training.evaluate import bootstrap_interval
 
     differences, per_seed = [], []
@@ -100,8 +100,11 @@ def paired_success_difference(a: dict[int, dict[str, Any]], split_a: str, b: dic
         successes_a = {e.seed: e.success for e in a[seed]["episodes"][split_a]}
         successes_b = {e.seed: e.success for e in b[seed]["episodes"][split_b]}
         pairs = [float(successes_a[k]) - float(successes_b[k]) for k in sorted(successes_a) if k in successes_b]
-        differences += pairs
-        per_seed.append(sum(pairs) / len(pairs))
+        if pairs:
+            differences += pairs
+            per_seed.append(sum(pairs) / len(pairs))
+    if not differences:
+        return None
     values = np.asarray(differences)
     return {"value": float(values.mean()), "ci95": list(bootstrap_interval(values)), "per_seed": per_seed}
 
@@ -190,9 +193,12 @@ def differences_between(runs: dict[str, dict[int, dict[str, Any]]], splits: tupl
     `shift` -> split -> its success on that split minus on train."""
     out: dict[str, dict[str, Any]] = {}
     for row, row_runs in runs.items():
-        out[row] = {"against": {reference: {s: paired_success_difference(row_runs, s, runs[reference], s)
-                                            for s in splits}
-                                for reference in against if reference in runs and reference != row}}
+        out[row] = {"against": {}}
+        for reference in against:
+            if reference in runs and reference != row:
+                by_split = {s: paired_success_difference(row_runs, s, runs[reference], s) for s in splits}
+                if all(by_split.values()):   # rows trained on no common seed are not compared
+                    out[row]["against"][reference] = by_split
         if "train" in splits:
             out[row]["shift"] = {s: paired_success_difference(row_runs, s, row_runs, "train")
                                  for s in splits if s != "train"}

@@ -133,6 +133,8 @@ def _video_frames(env, rgb_frames: list[np.ndarray], poses: list[tuple[float, fl
 
 def run_episodes(job: dict[str, Any]) -> tuple[list[Episode], list[tuple[Episode, np.ndarray]]]:
     """Run the episodes of `job["seeds"]` with one policy in this process; keep a few videos."""
+    from tqdm import tqdm
+
     if job["policy"] == "baseline":
         policy = GoalSeekingBaseline()
     elif job["policy"] == "expert":
@@ -143,7 +145,6 @@ def run_episodes(job: dict[str, Any]) -> tuple[list[Episode], list[tuple[Episode
     episodes: list[Episode] = []
     videos: list[tuple[Episode, np.ndarray]] = []
     wanted = {True: job["videos"], False: job["videos"]}
-    from tqdm import tqdm
     # One bar per worker process, each on its own line; a thread lock, since tqdm's default
     # multiprocessing lock leaks a semaphore from each spawned worker.
     tqdm.set_lock(threading.RLock())
