@@ -66,7 +66,7 @@ setup(
     entry_points={
         "console_scripts": [
             "navigation_node = recore_nav.nav_node:main",
-            "sim_bridge_node = recore_nav.sim_bridge_node:main",
+            "sim_bridge_node = recore_nav.sim.bridge_node:main",
             "recore-nav-sim = recore_nav.launcher:sim_main",
             "recore-nav-robot = recore_nav.launcher:robot_main",
         ],

@@ -26,15 +26,15 @@ import torch
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from training import fast_ops  # noqa: E402
-from training.cpu_tuning import configure_cpu  # noqa: E402
-from training.networks import ConvEncoder, SubPixelConvTranspose, conv_as_patch_product  # noqa: E402
-from training.world_model import sample_one_hot  # noqa: E402
+from training.kernels import fast_ops  # noqa: E402
+from training.kernels.cpu_tuning import configure_cpu  # noqa: E402
+from training.methods.networks import ConvEncoder, SubPixelConvTranspose, conv_as_patch_product  # noqa: E402
+from training.methods.world_model import sample_one_hot  # noqa: E402
 
 
 def world_model_parameters() -> list[torch.Tensor]:
     from training.config import load_config
-    from training.world_model import WorldModel
+    from training.methods.world_model import WorldModel
 
     cfg = load_config("config/train/recore_depth.yaml", []).agent
     return list(WorldModel(cfg.world_model, cfg.representation, 64).parameters())

@@ -29,9 +29,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from training.agent import Agent  # noqa: E402
+from training.methods.recore import Agent  # noqa: E402
 from training.config import load_config  # noqa: E402
-from training.cpu_tuning import configure_cpu  # noqa: E402
+from training.kernels.cpu_tuning import configure_cpu  # noqa: E402
 
 
 def synthetic_batch(batch: int, time_steps: int, size: int, classes: int, device: torch.device) -> dict[str, torch.Tensor]:
@@ -125,7 +125,7 @@ def report(label: str, model_s: list[float], behavior_s: list[float], cpu_s: lis
     # On a shared machine wall time includes waiting for the cores; CPU seconds do not.
     print(f"{label:>16}  {'process CPU s/pair':<19} min {min(cpu_s):7.3f} s   median {statistics.median(cpu_s):7.3f} s"
           f"   (load average {os.getloadavg()[0]:.1f})")
-    # Memory: pages touched afresh each pair (see training/cpu_tuning.py) and the process's peak.
+    # Memory: pages touched afresh each pair (see training/kernels/cpu_tuning.py) and the process's peak.
     print(f"{label:>16}  {'page faults/pair':<19} median {statistics.median(faults):9.0f}"
           f"   peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB, {huge_pages_gib():.2f} GiB in huge pages")
 
@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32,bf16", help="comma-separated: fp32 and/or bf16 (mixed)")
     parser.add_argument("--no-cuda", action="store_true")
     parser.add_argument("--malloc-default", action="store_true",
-                        help="leave glibc malloc as it is (to see what training/cpu_tuning.py saves)")
+                        help="leave glibc malloc as it is (to see what training/kernels/cpu_tuning.py saves)")
     args = parser.parse_args()
 
     precisions = args.precision.split(",")

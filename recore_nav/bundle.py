@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recore_nav.geometry import ACTION_DIM, GOAL_DIM
+from recore_nav.task import ACTION_DIM, GOAL_DIM
 
 SCHEMA_VERSION = 1
 ONNX_FILE = "policy.onnx"

@@ -1,7 +1,7 @@
 """Planar geometry shared by the simulator, the navigation node and training.
 
-The goal contract of ARCHITECTURE.md lives here: a goal in the robot frame is
-(distance m, cos bearing, sin bearing), float32 (3,).
+A goal in the robot frame is (distance m, cos bearing, sin bearing), float32 (GOAL_DIM,) of
+`recore_nav.task`.
 """
 
 from __future__ import annotations
@@ -9,9 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-GOAL_DIM = 3
-ACTION_DIM = 2
 
 
 def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:

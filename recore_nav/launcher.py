@@ -66,7 +66,7 @@ def sim_main(argv: list[str] | None = None) -> int:
 
     env = ros_environment()
     nav = subprocess.Popen(node_command("recore_nav.nav_node", args.params_file, nav_overrides, []), env=env)
-    bridge = subprocess.Popen(node_command("recore_nav.sim_bridge_node", args.params_file, bridge_overrides, []),
+    bridge = subprocess.Popen(node_command("recore_nav.sim.bridge_node", args.params_file, bridge_overrides, []),
                               env=env)
     try:
         while True:

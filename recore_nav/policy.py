@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from recore_nav.bundle import INPUT_NAMES, ONNX_FILE, OUTPUT_NAMES, BundleError, BundleSpec, read_bundle_spec
-from recore_nav.geometry import ACTION_DIM, GOAL_DIM
+from recore_nav.task import ACTION_DIM, GOAL_DIM
 
 PROVIDER_CHOICES = ("auto", "cpu", "cuda", "tensorrt")
 _CPU = "CPUExecutionProvider"

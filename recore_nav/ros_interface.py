@@ -15,10 +15,13 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 from recore_nav.resources import share_path
 
 IMAGE_TOPIC = "camera/image_raw"
+DEPTH_TOPIC = "camera/depth"
 ODOM_TOPIC = "odom"
 GOAL_TOPIC = "goal_pose"
 CMD_VEL_TOPIC = "cmd_vel"
 STATUS_TOPIC = "navigation_status"
+EPISODE_RESULT_TOPIC = "episode_result"   # the simulator bridge's finished episodes (JSON)
+TF_TOPIC = "/tf"
 
 # Camera: best effort (a late frame is worthless, never retransmit it), and depth 1: only the
 # newest frame is kept, so a fast camera cannot build a queue in front of a 10 Hz controller.
@@ -35,6 +38,13 @@ GOAL_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
 # lossy link) with depth 1 (a command that could not go out is replaced by the next, never queued).
 CMD_VEL_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                          reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+# Odometry as a robot base publishes it: reliable, which matches reliable subscribers (RViz,
+# recorders) as well as the navigation node's best-effort one.
+ODOM_PUBLISHER_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                                reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+# Episode results: every one counts, and they are few.
+EPISODE_RESULT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                                reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 # Status is published on change only, so it is latched: a late subscriber gets the current one.
 STATUS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                         reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)

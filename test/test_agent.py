@@ -3,7 +3,6 @@ determinism, export through ONNX), optimiser state, and the imagination maths.""
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
@@ -12,10 +11,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from training.agent import Agent
-from training.behavior import ActorCritic, lambda_return
+from recore_nav.bundle import INPUT_NAMES, OUTPUT_NAMES
+from toy_sequences import toy_batch
 from training.config import BehaviorConfig, ConfigError, config_from_dict, config_to_dict, load_config
-from training.toy_sequences import toy_batch
+from training.export_onnx import export_policy
+from training.methods.behavior import ActorCritic, lambda_return
+from training.methods.recore import Agent
 
 RECIPES = sorted(Path("config/train").glob("*.yaml"))
 
@@ -92,21 +93,21 @@ def test_policy_step_refuses_float_images(agent: Agent) -> None:
         agent.policy_step(rgb.float(), goal, prev, agent.initial_state(3))
 
 
-def test_policy_step_module_exports_to_onnx_with_parity(agent: Agent) -> None:
+def test_policy_step_module_exports_to_onnx_with_parity(agent: Agent, tmp_path: Path) -> None:
+    """The export program's own `export_policy`, run by onnxruntime under the bundle's names."""
+    path = tmp_path / "policy.onnx"
+    export_policy(agent, path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert tuple(i.name for i in session.get_inputs()) == INPUT_NAMES
     module = agent.policy_step_module().eval()
-    rgb, goal, prev = step_inputs(1)
     state = agent.initial_state(1)
-    buffer = io.BytesIO()
-    torch.onnx.export(module, (rgb, goal, prev, state), buffer, input_names=["rgb", "goal", "prev_action", "state"],
-                      output_names=["action", "state_out"], opset_version=17, dynamo=False)
-    session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
     onnx_state = state.numpy()
     for t in range(10):
         rgb, goal, prev = step_inputs(1, seed=t)
         with torch.no_grad():
             action, state = module(rgb, goal, prev, state)
-        onnx_action, onnx_state = session.run(None, {"rgb": rgb.numpy(), "goal": goal.numpy(),
-                                                     "prev_action": prev.numpy(), "state": onnx_state})
+        onnx_action, onnx_state = session.run(list(OUTPUT_NAMES), dict(zip(
+            INPUT_NAMES, (rgb.numpy(), goal.numpy(), prev.numpy(), onnx_state))))
         np.testing.assert_allclose(onnx_action, action.numpy(), atol=1e-4)
         # Keep feeding torch's state so an argmax tie cannot make the two diverge for good.
         onnx_state = state.numpy()
@@ -236,11 +237,11 @@ def test_mixture_actor_commits_to_one_side_where_demonstrations_split() -> None:
     assert abs(turns[2]) > 0.9, turns                        # one of the two turns
 
 
-def test_mixture_actor_policy_step_exports_to_onnx_with_parity() -> None:
+def test_mixture_actor_policy_step_exports_to_onnx_with_parity(tmp_path: Path) -> None:
     torch.manual_seed(0)
     cfg = load_config("config/train/smoke.yaml", ["agent.behavior.actor_modes=3"])
     agent = Agent(cfg.agent, 64)
-    test_policy_step_module_exports_to_onnx_with_parity(agent)
+    test_policy_step_module_exports_to_onnx_with_parity(agent, tmp_path)
     rgb, goal, prev = step_inputs(4)
     explored = agent.policy_step(rgb, goal, prev, agent.initial_state(4), explore=True)[0]
     assert explored.shape == (4, 2) and bool((explored.abs() <= 1).all())

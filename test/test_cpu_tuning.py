@@ -1,4 +1,4 @@
-"""`training.cpu_tuning.retain_freed_memory`: large blocks come from malloc's heap and stay there.
+"""`training.kernels.cpu_tuning.retain_freed_memory`: large blocks come from malloc's heap and stay there.
 
 What this buys in training (no page faults re-touching each update's activations; 2.5 -> 2.2 s a
 DreamerV2-size update pair when introduced) is printed by `bench/train_update_speed.py`; page-fault counts of a
@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PROBE = """
 import ctypes, json, sys, torch
 sys.path.insert(0, {repo!r})
-from training.cpu_tuning import retain_freed_memory
+from training.kernels.cpu_tuning import retain_freed_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from onnx_policies import write_goal_seeking_bundle
 
+from recore_nav.episodes import EpisodeRecord, bootstrap_interval, summarize, wilson_interval
 from training import evaluate
-from training.baselines import GoalSeekingBaseline, ShortestPathExpert
-from training.evaluate import Episode, bootstrap_interval, summarize, wilson_interval
+from training.evaluation.baselines import GoalSeekingBaseline, ShortestPathExpert
+from training.evaluation.episodes import EvaluationSpec
+from training.evaluation.report import record_in_bundle
 
 
 def test_wilson_interval_matches_known_values():
@@ -30,9 +32,10 @@ def test_bootstrap_interval_brackets_the_mean_and_narrows_with_data():
         low, high = bootstrap_interval(values)
         assert low < values.mean() < high
     assert np.diff(bootstrap_interval(large)) < np.diff(bootstrap_interval(small))
-    episodes = [Episode(seed=i, success=i % 2 == 0, spl=0.5 * (i % 2 == 0), collisions=i, length=10 * i,
+    episodes = [EpisodeRecord(seed=i, success=i % 2 == 0, spl=0.5 * (i % 2 == 0), collisions=i, length=10 * i,
                         episode_return=1.0) for i in range(6)]
     summary = summarize(episodes)
+    assert summary["episodes"] == 6
     assert summary["success_rate"]["value"] == 0.5 and summary["collisions"]["value"] == 2.5
 
 
@@ -78,13 +81,17 @@ def test_evaluate_writes_summary_for_bundle_and_baseline_on_the_same_episodes(tm
     assert summary["videos"] and all(Path(v).stat().st_size > 1000 for v in summary["videos"])
 
 
-def test_the_same_seeds_give_the_same_episodes(tmp_path):
+def test_the_same_seeds_give_the_same_episodes_whatever_the_number_of_workers(tmp_path):
+    """Each episode is its seed's, not its worker's: one process or two, the same records in seed
+    order (two workers take seeds as their episodes end, so episode lengths interleave them)."""
     bundle = write_goal_seeking_bundle(tmp_path / "goal_seeking")
-    args = evaluate.parse_args([str(bundle), "--episodes", "2", "--max-steps", "40", "--workers", "1",
-                                "--videos", "0"])
-    first, _ = evaluate.evaluate_policy("baseline", args, 64)
-    second, _ = evaluate.evaluate_policy("baseline", args, 64)
-    assert first == second
+    spec = EvaluationSpec(episodes=3, max_steps=60, workers=1, videos=0)
+    one = evaluate.evaluate_policy(bundle, spec).episodes
+    two = evaluate.evaluate_policy(bundle, EvaluationSpec(episodes=3, max_steps=60, workers=2, videos=0)).episodes
+    again = evaluate.evaluate_policy(bundle, spec).episodes
+    assert [e.seed for e in one] == [spec.seed_base + i for i in range(3)]
+    assert one == two == again
+    assert len({(e.length, e.spl, e.episode_return) for e in one}) > 1   # different episodes, not one repeated
 
 
 def test_bad_bundle_is_a_one_line_error(tmp_path, capsys):
@@ -96,7 +103,7 @@ def test_bad_bundle_is_a_one_line_error(tmp_path, capsys):
 
 def _run(successes: list[bool], splits=("train", "ood")) -> dict:
     """A trained run as compare.evaluate_run returns it: the same successes on every split."""
-    episodes = [Episode(seed=100 + i, success=ok, spl=0.8 * ok, collisions=0, length=50, episode_return=0.0)
+    episodes = [EpisodeRecord(seed=100 + i, success=ok, spl=0.8 * ok, collisions=0, length=50, episode_return=0.0)
                 for i, ok in enumerate(successes)]
     return {"training": {"steps": 1200, "updates": 90}, "episodes": {s: episodes for s in splits}}
 
@@ -148,8 +155,8 @@ def test_comparison_table_lists_rows_references_and_differences():
 
 
 def _record(bundle: str, key: str) -> None:
-    summary = {"episodes": 3, "seed_base": 7, "max_steps": 80, "results": {}}
-    evaluate.record_in_bundle(Path(bundle), key, summary, {"success_rate": {"value": 0.5, "ci95": [0.1, 0.9]}})
+    record_in_bundle(Path(bundle), key, {"source": "evaluate", "episodes": 3, "seed_base": 7, "max_steps": 80,
+                                         "success_rate": {"value": 0.5, "ci95": [0.1, 0.9]}})
 
 
 def test_evaluations_recorded_at_once_all_reach_the_bundle(tmp_path):

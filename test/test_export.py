@@ -20,7 +20,7 @@ from recore_nav.bundle import INPUT_NAMES, OUTPUT_NAMES, read_bundle_spec
 from recore_nav.policy import PolicyRuntime
 from training.config import load_config
 from training.export_onnx import export_bundle
-from training.train_igibson import Trainer
+from training.trainer import Trainer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,6 +41,7 @@ def trained_run(tmp_path_factory) -> Path:
             "goal": np.array([3.0 - 0.05 * t, 0.8, 0.6], np.float32),
             "action": rng.uniform(-1, 1, 2).astype(np.float32), "reward": np.float32(0.05),
             "is_first": t == 0, "is_terminal": False}, episode_over=t == 39)
+    trainer.action_scale = {"max_linear_speed": 0.4, "max_angular_speed": 1.2}   # as the env reported
     trainer.update_credit = 5.0
     trainer._train()
     trainer.step = 40
@@ -93,8 +94,11 @@ def test_bundle_json_states_training_and_latest_evaluation(trained_run, tmp_path
     assert data["name"] == "smoke_policy"
     assert data["training"]["method"] == "recore_depth" and data["training"]["steps"] == 40
     assert data["training"]["config"]["agent"]["batch_size"] == 4
-    assert data["evaluation"]["ood"]["success_rate"] == 0.5 and data["evaluation"]["train"]["spl"] == 0.2
-    assert (data["max_linear_speed"], data["max_angular_speed"]) == (0.5, 1.5)
+    assert data["evaluation"]["embedded/ood"]["success_rate"] == 0.5
+    assert data["evaluation"]["embedded/train"]["spl"] == 0.2
+    assert data["evaluation"]["embedded/train"]["source"] == "training"
+    # The limits of the environment the run trained in, not constants of the export program.
+    assert (data["max_linear_speed"], data["max_angular_speed"]) == (0.4, 1.2)
     assert list(data["inputs"]) == sorted(INPUT_NAMES) and "next_state" in data["outputs"]
     assert OUTPUT_NAMES == ("action", "next_state")
 

@@ -1,6 +1,6 @@
 """The simulator bridge over real DDS: its messages, its use of cmd_vel, and the whole sim job.
 
-The bridge runs in its own process (`python -m recore_nav.sim_bridge_node`); this process is a
+The bridge runs in its own process (`python -m recore_nav.sim.bridge_node`); this process is a
 plain rclpy peer that subscribes and commands, as a navigation stack would.
 """
 
@@ -64,7 +64,7 @@ class Listener:
 
 
 def test_bridge_publishes_well_formed_messages_and_obeys_cmd_vel(ros_context, start_node):
-    bridge = start_node("recore_nav.sim_bridge_node", "--params-file", PARAMS, "-p", "seed:=7")
+    bridge = start_node("recore_nav.sim.bridge_node", "--params-file", PARAMS, "-p", "seed:=7")
     listener = Listener(ros_context)
     try:
         topics = ["camera/image_raw", "camera/depth", "odom", "goal_pose"]

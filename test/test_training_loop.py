@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from training.checkpoint import load_checkpoint, load_replay, save_checkpoint
-from training.replay import EpisodeReplay
+from training.data.replay import EpisodeReplay
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TRAIN = [sys.executable, str(REPO_ROOT / "training" / "train_igibson.py")]
@@ -194,13 +194,14 @@ def test_replay_without_expert_labels_stores_nan_and_loads_old_files(tmp_path):
 def test_expert_prefill_drives_to_goals_and_labels_every_step():
     """The simulator's expert through a real vector env: episodes end in success, and every
     stored step carries the expert's command for its observation."""
-    from training.collect import Collector, expert_policy, make_vector_env
+    from recore_nav.sim.factory import make_vector_env
+    from training.environments.collector import Collector, ExpertPolicy
 
-    envs = make_vector_env("embedded", 1, "train", seed=3, max_steps=400)
+    envs = make_vector_env("embedded", num_envs=1, split="train", seed=3, max_steps=400)
     replay = EpisodeReplay(capacity=10_000, image_size=64, max_episode_steps=400)
     try:
         collector = Collector(envs, replay=replay)
-        policy = expert_policy(collector, noise_std=0.1, rng=np.random.default_rng(0))
+        policy = ExpertPolicy(envs.num_envs, noise_std=0.1, rng=np.random.default_rng(0))
         results = []
         for _ in range(1000):
             results += collector.step(policy)

@@ -11,11 +11,11 @@ import yaml
 
 from torch.nn import functional as F
 
-from training.agent import Agent
+from training.methods.recore import Agent
 from training.config import load_config
-from training.networks import ConvEncoder, SubPixelConvTranspose
-from training.toy_sequences import toy_batch
-from training.world_model import RSSM
+from training.methods.networks import ConvEncoder, SubPixelConvTranspose
+from toy_sequences import toy_batch
+from training.methods.world_model import RSSM
 
 ROWS = ["dreamer", "recore_depth", "recore_seg", "recore_denoise", "recore_no_cl", "recore_no_cl_da",
         "recore_no_aux", "recore_no_aux_rgb"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from training.replay import EpisodeReplay
+from training.data.replay import EpisodeReplay
 
 CHECKPOINT_FILE = "checkpoint.pt"
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,46 +29,50 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):   # run as `python training/compare.py`: import `training.` from the repo
     sys.path.insert(0, str(REPO))
-SPLITS = ("train", "ood", "sim2real")
+
+from recore_nav.episodes import EpisodeRecord, bootstrap_interval, summarize  # noqa: E402
+from recore_nav.task import SPLITS  # noqa: E402
+from training.checkpoint import has_checkpoint  # noqa: E402
+from training.config import load_config  # noqa: E402
+from training.kernels.cpu_tuning import configure_cpu  # noqa: E402
+from training.evaluate import REFERENCE_POLICIES, evaluate_policy, write_results  # noqa: E402
+from training.evaluation.episodes import EvaluationSpec  # noqa: E402
+from training.evaluation.report import interval_cell  # noqa: E402
+from training.export_onnx import export_bundle  # noqa: E402
+from training.trainer import CONFIG_FILE, Trainer  # noqa: E402
 
 
-def run(command: list[str]) -> None:
-    print("+", " ".join(command), flush=True)
-    subprocess.run(command, check=True, cwd=REPO)
+def evaluation_spec(split: str, args: argparse.Namespace, videos: int = 1) -> EvaluationSpec:
+    return EvaluationSpec(split=split, episodes=args.episodes, workers=args.workers, videos=videos)
 
 
 def train_row(row: str, seed: int, args: argparse.Namespace) -> Path:
+    """Train (or finish training) one row at one seed and export its bundle; the run directory."""
     run_dir = args.out / row / f"seed{seed}"
-    trained = run_dir / "bundle" / "policy.onnx"
-    if trained.is_file():
+    if (run_dir / "bundle" / "policy.onnx").is_file():
         return run_dir
-    command = [sys.executable, "training/train_igibson.py", "--run-dir", str(run_dir),
-               "--threads", str(args.threads)]
-    if (run_dir / "checkpoint.pt").is_file():
-        command += ["--resume"]          # finished runs return at once; interrupted ones go on
-    else:
-        command += ["--config", str(args.base), "--config", str(REPO / "config" / "train" / f"{row}.yaml")]
-    for override in args.overrides:
-        command += ["--set", override]
-    run(command + ["--set", f"run.seed={seed}"])
-    run([sys.executable, "training/export_onnx.py", str(run_dir), "--out", str(run_dir / "bundle"), "--name", row])
+    overrides = [*args.overrides, f"run.seed={seed}"]
+    resume = has_checkpoint(run_dir)     # finished runs return at once; interrupted ones go on
+    cfg = (load_config(run_dir / CONFIG_FILE, overrides) if resume
+           else load_config([args.base, REPO / "config" / "train" / f"{row}.yaml"], overrides))
+    print(f"training {row} seed {seed} in {run_dir}" + (" (resumed)" if resume else ""), flush=True)
+    Trainer(cfg, run_dir, "embedded", resume=resume).run()
+    export_bundle(run_dir, run_dir / "bundle", name=row)
     return run_dir
 
 
 def evaluate_run(row: str, run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One trained run on every split: its training budget and each split's episodes."""
-    from training.evaluate import Episode
-
     result: dict[str, Any] = {"episodes": {}}
+    bundle = run_dir / "bundle"
     for split in args.splits:
         out = run_dir / f"eval_{split}"
         if not (out / "summary.json").is_file():
-            run([sys.executable, "training/evaluate.py", str(run_dir / "bundle"), "--split", split,
-                 "--episodes", str(args.episodes), "--workers", str(args.workers), "--videos", "1",
-                 "--out", str(out), "--run-dir", str(run_dir)])
+            spec = evaluation_spec(split, args)
+            write_results(out, bundle, spec, {row: evaluate_policy(bundle, spec, row)}, run_dir)
         summary = json.loads((out / "summary.json").read_text())
         result["training"] = summary["training"]
-        result["episodes"][split] = [Episode(**e) for e in summary["per_episode"][row]]
+        result["episodes"][split] = [EpisodeRecord(**e) for e in summary["per_episode"][row]]
     return result
 
 
@@ -77,7 +80,6 @@ def row_results(runs: dict[int, dict[str, Any]], splits: tuple[str, ...]) -> dic
     """A row over its training seeds: each split's metrics over the episodes of every seed pooled
     (so the intervals cover evaluation noise, not seed-to-seed spread), and each seed's success rate
     beside them (the spread between seeds)."""
-    from training.evaluate import summarize
 
     row: dict[str, Any] = {"training": next(iter(runs.values()))["training"], "seeds": list(runs), "splits": {}}
     for split in splits:
@@ -93,7 +95,6 @@ def paired_success_difference(a: dict[int, dict[str, Any]], split_a: str, b: dic
     """Success of runs `a` on `split_a` minus runs `b` on `split_b`, paired by training seed and
     evaluation episode (the same layouts, starts and goals): the mean difference, its 95%
     bootstrap interval over the pairs, and each seed's difference; None when nothing pairs."""
-    from training.evaluate import bootstrap_interval
 
     differences, per_seed = [], []
     for seed in sorted(set(a) & set(b)):
@@ -109,28 +110,21 @@ def paired_success_difference(a: dict[int, dict[str, Any]], split_a: str, b: dic
     return {"value": float(values.mean()), "ci95": list(bootstrap_interval(values)), "per_seed": per_seed}
 
 
-REFERENCES = {"baseline": "goal-seeking baseline", "expert": "shortest-path expert (privileged)"}
-
-
-def reference_rows(bundle: Path, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+def reference_rows(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """The no-learning baseline (the floor) and the privileged expert (the ceiling) on the same
     episodes as the rows; computed once, kept in OUT/references.json."""
-    from recore_nav.bundle import read_bundle_spec
-    from training.evaluate import evaluate_policy, parse_args as evaluate_args, summarize
-
     path = args.out / "references.json"
     rows = json.loads(path.read_text()) if path.is_file() else {}
-    for policy, name in REFERENCES.items():
+    for policy, reference in REFERENCE_POLICIES.items():
         for split in args.splits:
-            if split in rows.get(name, {}):
+            if split in rows.get(reference.name, {}):
                 continue
-            options = evaluate_args([str(bundle), "--split", split, "--episodes", str(args.episodes),
-                                     "--workers", str(args.workers), "--videos", "0"])
-            episodes, _ = evaluate_policy(policy, options, read_bundle_spec(bundle).image_height)
-            rows.setdefault(name, {})[split] = summarize(episodes)
+            result = evaluate_policy(policy, evaluation_spec(split, args, videos=0), policy)
+            rows.setdefault(reference.name, {})[split] = summarize(result.episodes)
             path.write_text(json.dumps(rows, indent=2) + "\n")
-    return {name: {"training": {"steps": 0, "updates": 0}, "seeds": [],
-                   "splits": {split: rows[name][split] for split in args.splits}} for name in REFERENCES.values()}
+    return {reference.name: {"training": {"steps": 0, "updates": 0}, "seeds": [],
+                             "splits": {split: rows[reference.name][split] for split in args.splits}}
+            for reference in REFERENCE_POLICIES.values()}
 
 
 def _points(value: float) -> str:
@@ -142,7 +136,7 @@ def table_markdown(table: dict[str, dict[str, Any]], differences: dict[str, dict
     """The table (each row's episodes over its seeds pooled, each seed's success in parentheses),
     then success differences paired by seed and episode: each row against each reference row,
     and each row's out-of-distribution splits against its own `train`."""
-    from training.evaluate import interval_cell as cell
+    cell = interval_cell
 
     header = "| row | seeds | steps / updates | " + " | ".join(f"{s} success % | {s} SPL" for s in splits) + " |"
     lines = [f"### {title}", "", header, "|---|---|---|" + "---|---|" * len(splits)]
@@ -245,6 +239,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    print(configure_cpu(args.threads))
     title = (f"Rows over {Path(args.base).name} ({', '.join(args.overrides) or 'as is'}), "
              f"{args.episodes} episodes a split (the same episodes for every row and seed)")
 
@@ -261,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.setdefault(row, {})[seed] = evaluate_run(row, train_row(row, seed, args), args)
             table[row] = row_results(runs[row], args.splits)
             write_table()   # after every run: a partial table is there while the next one trains
-    table.update(reference_rows(args.out / args.rows[0] / f"seed{args.seeds[0]}" / "bundle", args))
+    table.update(reference_rows(args))
     write_table()
     print((args.out / "table.md").read_text())
     return 0

@@ -5,8 +5,8 @@
 One graph: the encoder, one RSSM filtering step and the actor's deterministic action
 (`Agent.policy_step_module()`), opset 17, batch 1, inputs rgb/goal/prev_action/state and
 outputs action/next_state (`recore_nav.bundle`). `policy.json` records the image and state
-sizes, action limits, the training method, config and step count, and the latest evaluation
-per split from the run's `metrics.jsonl`. The export is checked before it is kept: the graph
+sizes, the speed limits of the environment the run trained in, the training method, config and
+step count, and the latest evaluation per split from the run's `metrics.jsonl`. The export is checked before it is kept: the graph
 must give the torch step's action on a random input.
 """
 
@@ -27,15 +27,14 @@ import numpy as np
 import torch
 
 from recore_nav.bundle import INPUT_NAMES, ONNX_FILE, OUTPUT_NAMES, BundleSpec, write_bundle_json
-from recore_nav.geometry import ACTION_DIM
-from training.agent import Agent
+from recore_nav.task import ACTION_DIM
+from training.methods.recore import Agent
 from training.checkpoint import load_checkpoint
 from training.config import config_from_dict
+from training.evaluation.report import evaluation_key
+from training.trainer import METRICS_FILE
 
 OPSET = 17
-MAX_LINEAR_SPEED = 0.5    # m/s at action[0] = 1 (the robot constants of the whole project)
-MAX_ANGULAR_SPEED = 1.5   # rad/s at action[1] = 1
-METRICS_FILE = "metrics.jsonl"
 
 
 def load_agent(run_dir: Path) -> tuple[Agent, dict[str, Any]]:
@@ -48,15 +47,17 @@ def load_agent(run_dir: Path) -> tuple[Agent, dict[str, Any]]:
     return agent, state
 
 
-def latest_evaluation(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """The last evaluation record of each split in the run's metrics.jsonl."""
+def latest_evaluation(run_dir: Path, env: str) -> dict[str, dict[str, Any]]:
+    """The last evaluation of each split in the run's metrics.jsonl, keyed `<env>/<split>` as
+    `training/evaluate.py --record` keys its own (which replaces it)."""
     latest: dict[str, dict[str, Any]] = {}
     path = Path(run_dir) / METRICS_FILE
     if path.is_file():
         for line in path.read_text().splitlines():
             record = json.loads(line) if line.strip() else {}
             if record.get("kind") == "eval":
-                latest[record["split"]] = {k: v for k, v in record.items() if k not in ("kind", "split", "time")}
+                values = {k: v for k, v in record.items() if k not in ("kind", "split", "time")}
+                latest[evaluation_key(env, record["split"])] = {"source": "training", **values}
     return latest
 
 
@@ -111,6 +112,10 @@ def export_bundle(run_dir: Path, out_dir: Path, name: str | None = None) -> Bund
     except RuntimeError as err:   # weights that do not fit this code's agent
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise RuntimeError(f"cannot load the agent of {run_dir}: {first_line}") from None
+    scale = state.get("action_scale")
+    if not scale:
+        raise RuntimeError(f"{run_dir}'s checkpoint does not say the speed limits its environment used "
+                           "(action_scale): resume it for a step to record them")
     out_dir.mkdir(parents=True, exist_ok=True)
     # Export beside the bundle, check, then move into place: a failed export leaves the old bundle.
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
@@ -122,14 +127,14 @@ def export_bundle(run_dir: Path, out_dir: Path, name: str | None = None) -> Bund
             first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise RuntimeError(f"export of {run_dir} failed: {first_line}") from None
         tmp_onnx.replace(out_dir / ONNX_FILE)
-    config = state["config"]
+    config, env = state["config"], state["env"]
     spec = BundleSpec(
         image_height=agent.image_size, image_width=agent.image_size, state_size=agent.state_size,
-        max_linear_speed=MAX_LINEAR_SPEED, max_angular_speed=MAX_ANGULAR_SPEED,
+        max_linear_speed=scale["max_linear_speed"], max_angular_speed=scale["max_angular_speed"],
         name=name or out_dir.name,
-        training={"method": config["agent"]["method"], "env": state.get("env", "embedded"),
+        training={"method": config["agent"]["method"], "env": env,
                   "steps": int(state["step"]), "updates": int(state["updates"]), "config": config},
-        evaluation=latest_evaluation(run_dir),
+        evaluation=latest_evaluation(run_dir, env),
     )
     write_bundle_json(out_dir, spec)
     return spec

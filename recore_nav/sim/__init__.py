@@ -2,7 +2,7 @@
 
 Public API (stable; the ROS bridge node and training/ use exactly this):
 
-    from recore_nav.sim import PointNavEnv, make_vector_env
+    from recore_nav.sim import PointNavEnv, make_env, make_vector_env
     env = PointNavEnv(split="train", image_size=64, seed=0, max_steps=500)
     obs, info = env.reset()                      # or reset(seed=..., options={"start": (x, y, yaw), "goal": (x, y)})
     obs, reward, terminated, truncated, info = env.step(np.array([0.5, 0.0], np.float32))
@@ -59,7 +59,8 @@ appearance, episodes and (for sim2real) noise reproducible.
 Registered with gymnasium as ENV_ID = "recore_nav/PointNav-v0" (same keyword arguments).
 
 Processes: rendering uses one OpenGL context per process (MUJOCO_GL=egl unless set; osmesa works
-too). `make_vector_env(n, split, seed)` runs n envs in spawned processes (never fork after GL).
+too). `make_vector_env("embedded", num_envs=n, split=..., seed=...)` (`factory.py`, the one
+factory of every environment kind) runs n envs in spawned processes (never fork after GL).
 """
 
 import os
@@ -71,12 +72,13 @@ import gymnasium as gym
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("LP_NUM_THREADS", "0")
 
-from recore_nav.sim.appearance import SPLITS, Sim2RealShift  # noqa: E402
+from recore_nav.sim.appearance import Sim2RealShift  # noqa: E402
 from recore_nav.sim.env import PointNavEnv, TaskConfig  # noqa: E402
 from recore_nav.sim.layout import Layout, LayoutConfig, TraversabilityMap  # noqa: E402
-from recore_nav.sim.scene import DEPTH_MAX, NUM_SEG_CLASSES, SEG_CLASSES, RobotSpec  # noqa: E402
+from recore_nav.sim.scene import RobotSpec  # noqa: E402
 from recore_nav.sim.top_down import render_top_down  # noqa: E402
-from recore_nav.sim.vector import make_vector_env  # noqa: E402
+from recore_nav.sim.factory import ENV_KINDS, make_env, make_vector_env  # noqa: E402
+from recore_nav.task import DEPTH_MAX, NUM_SEG_CLASSES, SEG_CLASSES, SPLITS  # noqa: E402
 
 # gymnasium.make("recore_nav/PointNav-v0", split=..., image_size=...) works too.
 ENV_ID = "recore_nav/PointNav-v0"
@@ -86,5 +88,6 @@ if ENV_ID not in gym.registry:
 __all__ = [
     "ENV_ID",
     "PointNavEnv", "TaskConfig", "LayoutConfig", "Layout", "TraversabilityMap", "RobotSpec", "Sim2RealShift",
-    "SPLITS", "SEG_CLASSES", "NUM_SEG_CLASSES", "DEPTH_MAX", "render_top_down", "make_vector_env",
+    "SPLITS", "SEG_CLASSES", "NUM_SEG_CLASSES", "DEPTH_MAX", "render_top_down",
+    "ENV_KINDS", "make_env", "make_vector_env",
 ]

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-SPLITS = ("train", "ood", "sim2real")
+from recore_nav.task import SPLITS
+
 SURFACES = ("floor", "wall", "obstacle_a", "obstacle_b", "ceiling")
 
 Interval = tuple[float, float]  # [lo, hi)

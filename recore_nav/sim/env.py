@@ -10,11 +10,13 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from recore_nav.geometry import ACTION_DIM, GOAL_DIM, goal_in_robot_frame, wrap_angle
-from recore_nav.sim.appearance import (SPLITS, EpisodeSensor, Sim2RealShift, sample_appearance,
+from recore_nav.geometry import goal_in_robot_frame, wrap_angle
+from recore_nav import task
+from recore_nav.task import ACTION_DIM, DEPTH_MAX, GOAL_DIM, NUM_SEG_CLASSES, SPLITS
+from recore_nav.sim.appearance import (EpisodeSensor, Sim2RealShift, sample_appearance,
                                        sample_episode_sensor, shift_camera)
 from recore_nav.sim.layout import GeodesicField, Layout, LayoutConfig, TraversabilityMap, generate_layout
-from recore_nav.sim.scene import DEPTH_MAX, NUM_SEG_CLASSES, EgocentricCamera, RobotSpec, build_mjcf
+from recore_nav.sim.scene import EgocentricCamera, RobotSpec, build_mjcf
 from recore_nav.sim.top_down import render_top_down
 
 
@@ -22,14 +24,14 @@ from recore_nav.sim.top_down import render_top_down
 class TaskConfig:
     """The point-goal task (iGibson's defaults) and the robot's control interface."""
 
-    success_radius: float = 0.36           # m, straight-line distance to the goal
-    min_goal_distance: float = 1.0         # m, geodesic, start to goal
-    max_goal_distance: float = 10.0
-    success_reward: float = 10.0
-    collision_penalty: float = 0.1         # per step with a collision
-    max_linear_speed: float = 0.5          # m/s at action[0] = 1
-    max_angular_speed: float = 1.5         # rad/s at action[1] = 1
-    control_dt: float = 0.1                # s (10 Hz)
+    success_radius: float = task.SUCCESS_RADIUS
+    min_goal_distance: float = task.MIN_GOAL_DISTANCE
+    max_goal_distance: float = task.MAX_GOAL_DISTANCE
+    success_reward: float = task.SUCCESS_REWARD
+    collision_penalty: float = task.COLLISION_PENALTY
+    max_linear_speed: float = task.MAX_LINEAR_SPEED
+    max_angular_speed: float = task.MAX_ANGULAR_SPEED
+    control_dt: float = task.CONTROL_DT
     episodes_per_layout: int = 1           # 1: a fresh layout at every reset
     sim2real: Sim2RealShift = field(default_factory=Sim2RealShift)
 
@@ -55,7 +57,7 @@ class PointNavEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(self, split: str = "train", image_size: int = 64, seed: int | None = None,
-                 max_steps: int = 500, layout_config: LayoutConfig | None = None,
+                 max_steps: int = task.MAX_EPISODE_STEPS, layout_config: LayoutConfig | None = None,
                  task_config: TaskConfig | None = None, robot: RobotSpec | None = None,
                  fixed_layout: Layout | None = None, render_mode: str | None = None) -> None:
         if split not in SPLITS:

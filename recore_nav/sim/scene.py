@@ -18,15 +18,13 @@ import mujoco
 import numpy as np
 
 from recore_nav.sim.appearance import Appearance, Surface
+from recore_nav.task import DEPTH_MAX
 from recore_nav.sim.layout import Box, Layout
 
 # Semantic classes of the `seg` observation.
 SEG_FLOOR, SEG_WALL, SEG_OBSTACLE, SEG_OTHER = 0, 1, 2, 3
-SEG_CLASSES = ("floor", "wall", "obstacle", "other")   # "other": ceiling and anything unlabelled
-NUM_SEG_CLASSES = len(SEG_CLASSES)
 _PREFIX_CLASS = {"floor": SEG_FLOOR, "wall": SEG_WALL, "obstacle": SEG_OBSTACLE}
 
-DEPTH_MAX = 10.0           # metres; farther (or no) surface reads as DEPTH_MAX
 _ZNEAR, _ZFAR = 0.03, 40.0  # clip planes, metres
 
 

@@ -16,8 +16,9 @@ API (stable; the training program, export and tests use exactly this):
         # rgb uint8 [B,H,W,3], goal [B,3], prev_action [B,2] (zeros after a reset) -> action [B,2] in [-1,1]
     module = agent.policy_step_module()   # forward(rgb, goal, prev_action, state) -> (action, next_state);
         # deterministic (explore=False), what ONNX export traces (opset 17, uint8 image in)
-    agent.optimizers                      # {"model", "actor", "critic"}: torch.optim.Adam
+    agent.optimizers                      # {"model": AdamW, "actor": Adam, "critic": Adam}
     agent.optimizer_state_dict() / agent.load_optimizer_state_dict(d)
+    agent.load_training_state(weights, optimizers, fresh_actor=False)   # a checkpoint's, or all but the actor
     agent.state_dict() / load_state_dict()  # all weights, the target critic and the update counter
     agent.aux_prediction(batch)           # {"aux/<head>": uint8 [K,H,2W,3]} target | prediction
     agent.update_world_model(batch) -> (info, posterior); agent.update_behavior(posterior) -> info
@@ -28,10 +29,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from recore_nav.geometry import ACTION_DIM, GOAL_DIM
-from training.behavior import ActorCritic
+from recore_nav.task import ACTION_DIM, GOAL_DIM
+from training.methods.behavior import ActorCritic
 from training.config import AgentConfig
-from training.world_model import WorldModel
+from training.methods.world_model import WorldModel
 
 BATCH_KEYS = ("rgb", "goal", "action", "reward", "is_first", "is_terminal")
 
@@ -170,6 +171,24 @@ class Agent(nn.Module):
     # -- checkpoints and summaries --------------------------------------------------------
     def optimizer_state_dict(self) -> dict[str, dict]:
         return {name: opt.state_dict() for name, opt in self.optimizers.items()}
+
+    def load_training_state(self, weights: dict[str, torch.Tensor], optimizers: dict[str, dict],
+                            fresh_actor: bool = False) -> None:
+        """Weights and optimiser states of a checkpoint. With `fresh_actor`, everything but the
+        actor and its optimiser: a new actor (say, another `behavior.actor_modes`) on the run's
+        world model and critic; anything else that does not fit raises."""
+        if not fresh_actor:
+            self.load_state_dict(weights)
+            self.load_optimizer_state_dict(optimizers)
+            return
+        # The policy-step modules share the actor, so its weights appear under them too.
+        kept = {k: v for k, v in weights.items() if "actor" not in k.split(".")}
+        missing, unexpected = self.load_state_dict(kept, strict=False)
+        if unexpected or any("actor" not in k.split(".") for k in missing):
+            raise RuntimeError(f"checkpoint does not fit this agent beyond its actor: missing {missing}, "
+                               f"unexpected {unexpected}")
+        self.load_optimizer_state_dict({**{k: v for k, v in optimizers.items() if k != "actor"},
+                                        "actor": self.optimizers["actor"].state_dict()})
 
     def load_optimizer_state_dict(self, state: dict[str, dict]) -> None:
         for name, opt in self.optimizers.items():

@@ -16,10 +16,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from recore_nav.geometry import ACTION_DIM, GOAL_DIM
+from recore_nav.task import ACTION_DIM, GOAL_DIM
 from training.config import BehaviorConfig
-from training.networks import Actor, TanhNormalMixture, mlp
-from training.world_model import WorldModel
+from training.methods.networks import Actor, TanhNormalMixture, mlp
+from training.methods.world_model import WorldModel
 
 
 def lambda_return(reward: torch.Tensor, value: torch.Tensor, discount: torch.Tensor, lam: float) -> torch.Tensor:

@@ -14,12 +14,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from recore_nav.geometry import ACTION_DIM, GOAL_DIM
+from recore_nav.task import ACTION_DIM, DEPTH_MAX, GOAL_DIM
 from training.config import RepresentationConfig, WorldModelConfig
-from training.fast_ops import ELU, elu
-from training.networks import ConvDecoder, ConvEncoder, LayerNormGRUCell, StyleIntervention, image_to_float, mlp
+from training.kernels.fast_ops import ELU, elu
+from training.methods.networks import ConvDecoder, ConvEncoder, LayerNormGRUCell, StyleIntervention, image_to_float, mlp
 
-DEPTH_MAX_M = 10.0  # depth targets are clipped to this range and scaled to [0, 1]
 
 
 def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -270,7 +269,7 @@ class WorldModel(nn.Module):
         """Target of a decoder head: depth [N,1,H,W] in [0,1], seg [N,H,W] class ids, rgb [N,3,H,W]."""
         if name == "depth":
             depth = batch["depth"].flatten(0, 1).permute(0, 3, 1, 2).float()
-            return torch.nan_to_num(depth, nan=0.0, posinf=DEPTH_MAX_M).clamp(0.0, DEPTH_MAX_M) / DEPTH_MAX_M
+            return torch.nan_to_num(depth, nan=0.0, posinf=DEPTH_MAX).clamp(0.0, DEPTH_MAX) / DEPTH_MAX
         if name == "seg":
             # Ids beyond the head's classes fall into the last class ("other").
             return batch["seg"].flatten(0, 1).long().clamp(0, self.rep.seg_classes - 1)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from training.fast_ops import ELU
+from training.kernels.fast_ops import ELU
 
 
 def image_to_float(rgb: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """ROS 2 bridge to the embedded simulator: the robot's sensors out, its velocity commands in.
 
-Steps any environment that follows the environment contract of ARCHITECTURE.md (the embedded
-MuJoCo `PointNavEnv` by default) and speaks the same topics as a real robot:
+Steps an environment made by `recore_nav.sim.factory` (the embedded MuJoCo `PointNavEnv` by
+default) and speaks the topics of `recore_nav.ros_interface`, as a real robot does:
 
   publishes  camera/image_raw (sensor_msgs/Image rgb8, sensor-data QoS)
              camera/depth     (sensor_msgs/Image 32FC1 metres, sensor-data QoS)
@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict
 
 import numpy as np
 import rclpy
@@ -34,42 +34,22 @@ from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
+from recore_nav.episodes import EpisodeRecord, summarize, summary_line
 from recore_nav.geometry import quaternion_from_yaw
-from recore_nav.ros_interface import use_large_shm_transport
+from recore_nav.ros_interface import (CMD_VEL_QOS, CMD_VEL_TOPIC, DEPTH_TOPIC, EPISODE_RESULT_QOS,
+                                      EPISODE_RESULT_TOPIC, GOAL_QOS, GOAL_TOPIC, IMAGE_QOS, IMAGE_TOPIC,
+                                      ODOM_PUBLISHER_QOS, ODOM_TOPIC, TF_TOPIC, use_large_shm_transport)
+from recore_nav.sim.factory import make_env
+from recore_nav.task import SPLITS
 
 try:  # The odom -> base_link transform needs tf2_msgs, which has no PyPI wheel.
     from geometry_msgs.msg import TransformStamped
     from tf2_msgs.msg import TFMessage
 except ImportError:
     TFMessage = None
-
-
-@dataclass
-class EpisodeTally:
-    """Running totals over finished episodes."""
-
-    episodes: int = 0
-    successes: int = 0
-    spl_sum: float = 0.0
-    collisions: int = 0
-    steps: int = 0
-
-    def add(self, result: dict) -> None:
-        self.episodes += 1
-        self.successes += int(result["success"])
-        self.spl_sum += result["spl"]
-        self.collisions += result["collisions"]
-        self.steps += result["steps"]
-
-    def summary(self) -> dict:
-        n = max(self.episodes, 1)
-        return {"episodes": self.episodes, "success_rate": self.successes / n,
-                "spl": self.spl_sum / n, "collisions_per_episode": self.collisions / n,
-                "mean_steps": self.steps / n}
 
 
 def twist_to_action(linear: float, angular: float, max_linear: float, max_angular: float) -> np.ndarray:
@@ -79,21 +59,14 @@ def twist_to_action(linear: float, angular: float, max_linear: float, max_angula
     return np.clip(action, -1.0, 1.0)
 
 
-def make_environment(name: str, split: str, image_size: int, seed: int, max_steps: int):
-    """The environment behind the bridge; `embedded` is the MuJoCo simulator of this package."""
-    if name == "embedded":
-        from recore_nav.sim import PointNavEnv
-        return PointNavEnv(split=split, image_size=image_size, seed=seed, max_steps=max_steps)
-    raise ValueError(f"unknown environment {name!r}; the bridge knows: embedded")
-
-
 class SimBridgeNode(Node):
     """Publishes the simulated robot's camera, depth, odometry and goals; applies cmd_vel."""
 
     def __init__(self) -> None:
         super().__init__("sim_bridge")
         p = self._declare_parameters()
-        self.env = make_environment(p["environment"], p["split"], p["image_size"], p["seed"], p["max_steps"])
+        self.env = make_env(p["environment"], split=p["split"], image_size=p["image_size"], seed=p["seed"],
+                            max_steps=p["max_steps"])
         self.odom_frame, self.base_frame, self.camera_frame = p["odom_frame"], p["base_frame"], p["camera_frame"]
         self.lockstep = p["lockstep"]
         self.command_timeout = p["command_timeout"]
@@ -101,21 +74,18 @@ class SimBridgeNode(Node):
         self.seed = p["seed"]
         self.step_period = self.env.control_dt / p["real_time_factor"]
 
-        reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-        self.image_pub = self.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
-        self.depth_pub = (self.create_publisher(Image, "camera/depth", qos_profile_sensor_data)
-                          if p["publish_depth"] else None)
-        self.odom_pub = self.create_publisher(Odometry, "odom", 10)
-        self.goal_pub = self.create_publisher(PoseStamped, "goal_pose", reliable)
-        self.result_pub = self.create_publisher(String, "episode_result", QoSProfile(depth=10))
-        self.tf_pub = self.create_publisher(TFMessage, "/tf", 10) if TFMessage is not None else None
+        self.image_pub = self.create_publisher(Image, IMAGE_TOPIC, IMAGE_QOS)
+        self.depth_pub = self.create_publisher(Image, DEPTH_TOPIC, IMAGE_QOS) if p["publish_depth"] else None
+        self.odom_pub = self.create_publisher(Odometry, ODOM_TOPIC, ODOM_PUBLISHER_QOS)
+        self.goal_pub = self.create_publisher(PoseStamped, GOAL_TOPIC, GOAL_QOS)
+        self.result_pub = self.create_publisher(String, EPISODE_RESULT_TOPIC, EPISODE_RESULT_QOS)
+        self.tf_pub = self.create_publisher(TFMessage, TF_TOPIC, 10) if TFMessage is not None else None
         if self.tf_pub is None:
             self.get_logger().info("tf2_msgs is not installed: odom->base_link goes out on odom only")
-        self.create_subscription(Twist, "cmd_vel", self._on_cmd_vel, reliable)
+        self.create_subscription(Twist, CMD_VEL_TOPIC, self._on_cmd_vel, CMD_VEL_QOS)
 
-        self.tally = EpisodeTally()
+        self.episodes: list[EpisodeRecord] = []
         self.episode_index = 0
-        self.episode_steps = 0
         self.command = np.zeros(2, dtype=np.float32)
         self.command_time = -math.inf
         self.last_step_time = -math.inf
@@ -135,8 +105,8 @@ class SimBridgeNode(Node):
             return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
 
         return {
-            "environment": declare("environment", "embedded", "Environment behind the bridge (embedded)."),
-            "split": declare("split", "train", "Appearance split: train, ood or sim2real."),
+            "environment": declare("environment", "embedded", "Environment kind (recore_nav.sim.factory)."),
+            "split": declare("split", "train", f"Appearance split: {', '.join(SPLITS)}."),
             "seed": declare("seed", 0, "Seed of the first episode; episode i uses seed + i."),
             "image_size": declare("image_size", 64, "Camera image side in pixels."),
             "max_steps": declare("max_steps", 500, "Steps before an episode times out."),
@@ -153,7 +123,7 @@ class SimBridgeNode(Node):
     # ---- episodes -------------------------------------------------------------------------
     def _reset_episode(self) -> None:
         self.obs, self.info = self.env.reset(seed=self.seed + self.episode_index)
-        self.episode_steps = 0
+        self.episode_return = 0.0
         self.goal_sent = False
         self._publish_observation()
 
@@ -172,22 +142,22 @@ class SimBridgeNode(Node):
                                f"{goal.pose.position.y:.2f}), geodesic {self.info['geodesic_distance']:.2f} m")
 
     def _finish_episode(self, info: dict) -> None:
-        result = {
-            "episode": self.episode_index, "success": bool(info["success"]), "spl": float(info["spl"]),
-            "collisions": int(info["collisions"]), "steps": self.episode_steps,
-            "path_length": float(info["path_length"]),
-            "shortest_path_length": float(info["shortest_path_length"]),
-        }
-        self.tally.add(result)
+        record = EpisodeRecord.from_info(info, self.episode_return, seed=self.seed + self.episode_index)
+        self.episodes.append(record)
+        result = {"episode": self.episode_index, **asdict(record),
+                  "path_length": float(info["path_length"]),
+                  "shortest_path_length": float(info["shortest_path_length"])}
         self.result_pub.publish(String(data=json.dumps(result)))
+        successes = sum(e.success for e in self.episodes)
         self.get_logger().info(
-            f"episode {self.episode_index}: {'SUCCESS' if result['success'] else 'failure'} "
-            f"steps={result['steps']} spl={result['spl']:.2f} collisions={result['collisions']} | "
-            f"total {self.tally.successes}/{self.tally.episodes} succeeded")
+            f"episode {self.episode_index}: {'SUCCESS' if record.success else 'failure'} "
+            f"steps={record.length} spl={record.spl:.2f} collisions={record.collisions} | "
+            f"total {successes}/{len(self.episodes)} succeeded")
         self.episode_index += 1
         if self.max_episodes and self.episode_index >= self.max_episodes:
-            summary = self.tally.summary()
+            summary = summarize(self.episodes)
             self.result_pub.publish(String(data=json.dumps({"summary": summary})))
+            self.get_logger().info(summary_line(summary))
             self.get_logger().info("all episodes done: " + json.dumps(summary))
             self.finished = True
             return
@@ -215,8 +185,8 @@ class SimBridgeNode(Node):
         if self.finished:
             return
         self.last_step_time = time.monotonic()
-        self.obs, _, terminated, truncated, self.info = self.env.step(action)
-        self.episode_steps += 1
+        self.obs, reward, terminated, truncated, self.info = self.env.step(action)
+        self.episode_return += float(reward)
         self._publish_observation()
         if terminated or truncated:
             self._finish_episode(self.info)

@@ -19,7 +19,7 @@ import sys
 
 import torch
 
-from training import fast_ops
+from training.kernels import fast_ops
 
 _M_TRIM_THRESHOLD = -1     # mallopt parameters, glibc <malloc.h>
 _M_MMAP_MAX = -4

@@ -25,7 +25,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from recore_nav.geometry import ACTION_DIM, GOAL_DIM
+from recore_nav import task
+from recore_nav.task import ACTION_DIM, GOAL_DIM, SPLITS
 
 INSTALL_HINT = (
     "iGibson is not installed in this environment. --env igibson needs iGibson 2.2.x "
@@ -33,7 +34,6 @@ INSTALL_HINT = (
     "sdist needs build fixes: pybind11 2.13 headers, EXT_SUFFIX for SO, CUDA interop off) and scene assets named by "
     "GIBSON_ASSETS_PATH / GIBSON_DATASET_PATH. Use --env embedded for the built-in MuJoCo simulator."
 )
-SPLITS = ("train", "ood", "sim2real")
 # iGibson's class names (igibson.utils.constants / semantic_class mapping) -> our seg classes.
 _FLOOR_NAMES = ("floors", "floor", "carpet")
 _WALL_NAMES = ("walls", "wall", "door", "window")
@@ -59,22 +59,30 @@ def igibson_task_config(image_size: int, max_steps: int, scene_id: str) -> dict[
         "robot": {"name": "Turtlebot", "action_type": "continuous", "action_normalize": True,
                   "base_name": None, "scale": 1.0, "self_collision": False, "rendering_params": None,
                   "controller_config": {"base": {"name": "DifferentialDriveController"}}},
-        "task": "point_nav_random", "target_dist_min": 1.0, "target_dist_max": 10.0,
+        "task": "point_nav_random", "target_dist_min": task.MIN_GOAL_DISTANCE, "target_dist_max": task.MAX_GOAL_DISTANCE,
         "goal_format": "polar", "task_obs_dim": 4, "reward_type": "geodesic",
-        "success_reward": 10.0, "potential_reward_weight": 1.0, "collision_reward_weight": -0.1,
-        "discount_factor": 0.99, "dist_tol": 0.36, "max_step": max_steps, "max_collisions_allowed": max_steps,
+        "success_reward": task.SUCCESS_REWARD, "potential_reward_weight": 1.0,
+        "collision_reward_weight": -task.COLLISION_PENALTY,
+        "discount_factor": 0.99, "dist_tol": task.SUCCESS_RADIUS, "max_step": max_steps, "max_collisions_allowed": max_steps,
         "initial_pos_z_offset": 0.1, "collision_ignore_link_a_ids": [1, 2, 3, 4],
         "output": ["task_obs", "rgb", "depth", "seg"], "fisheye": False,
         "image_width": image_size, "image_height": image_size, "vertical_fov": 90,
-        "depth_low": 0.0, "depth_high": 10.0, "depth_noise_rate": 0.0,
+        "depth_low": 0.0, "depth_high": task.DEPTH_MAX, "depth_noise_rate": 0.0,
     }
 
 
 class IGibsonPointNavEnv(gym.Env):
     """iGibson point-goal navigation with this project's observation, action and info contract."""
 
+    check_available = staticmethod(require_igibson)   # the factory asks before starting workers
+    # The command an action of 1 means. iGibson's normalised differential-drive controller scales
+    # to the robot's own wheel limits; the bundle records these (the task's) for the robot side.
+    max_linear_speed = task.MAX_LINEAR_SPEED
+    max_angular_speed = task.MAX_ANGULAR_SPEED
+    control_dt = task.CONTROL_DT
+
     def __init__(self, split: str = "train", image_size: int = 64, seed: int | None = None,
-                 max_steps: int = 500, scene_id: str = "Rs", config_file: str | None = None) -> None:
+                 max_steps: int = task.MAX_EPISODE_STEPS, scene_id: str = "Rs", config_file: str | None = None) -> None:
         require_igibson()
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
@@ -90,7 +98,7 @@ class IGibsonPointNavEnv(gym.Env):
             config_file = handle.name
         # Headless Mesa llvmpipe refuses GLSL 4.60 and has no PBR/shadows worth paying for (NOTES.md).
         settings = MeshRendererSettings(glsl_version_override=450, enable_pbr=False, enable_shadow=False)
-        self._env = iGibsonEnv(config_file=config_file, mode="headless", action_timestep=0.1,
+        self._env = iGibsonEnv(config_file=config_file, mode="headless", action_timestep=task.CONTROL_DT,
                                physics_timestep=1 / 120.0, rendering_settings=settings)
         self.split = split
         self.image_size = image_size
@@ -188,7 +196,7 @@ class IGibsonPointNavEnv(gym.Env):
 
 
 def _main() -> None:
-    """`python training/igibson_env.py`: check that iGibson can be imported."""
+    """`python -m training.environments.igibson`: check that iGibson can be imported."""
     try:
         require_igibson()
     except IGibsonMissing as err:

@@ -1,0 +1,1 @@
+"""Training data: the online episode replay (and, as they come, offline datasets and their importers)."""
