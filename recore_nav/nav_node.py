@@ -34,6 +34,7 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
+from recore_nav import task
 from recore_nav.bundle import BundleError
 from recore_nav.geometry import yaw_from_quaternion
 from recore_nav.image_conversion import ImageConversionError, image_msg_to_policy_rgb
@@ -54,8 +55,8 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "providers": ("auto", f"onnxruntime providers: {', '.join(PROVIDER_CHOICES)} "
                           "(auto: CUDA if it really loads, else CPU)"),
     "cpu_threads": (1, "onnxruntime intra-op threads on the CPU provider"),
-    "control_rate_hz": (10.0, "rate of velocity commands and policy steps, Hz (the policy's training rate)"),
-    "goal_tolerance": (0.36, "the goal is reached within this distance, m"),
+    "control_rate_hz": (task.CONTROL_RATE_HZ, "rate of velocity commands and policy steps, Hz (the policy's training rate)"),
+    "goal_tolerance": (task.SUCCESS_RADIUS, "the goal is reached within this distance, m"),
     "image_timeout": (0.5, "stop when the newest camera image is older than this, s"),
     "odom_timeout": (0.5, "stop when the newest odometry is older than this, s"),
     "max_linear_speed": (0.0, "linear speed limit, m/s (<= 0: the bundle's max_linear_speed)"),

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
+from recore_nav import task
 from recore_nav.geometry import goal_in_robot_frame
 
 IDLE = "idle"
@@ -35,14 +36,14 @@ class Policy(Protocol):
 class ControllerConfig:
     """Limits and timeouts; speeds in m/s and rad/s, accelerations in m/s^2 and rad/s^2, times in s."""
 
-    control_period: float = 0.1
-    goal_tolerance: float = 0.36
+    control_period: float = task.CONTROL_DT
+    goal_tolerance: float = task.SUCCESS_RADIUS
     image_timeout: float = 0.5
     odom_timeout: float = 0.5
-    action_linear_scale: float = 0.5    # m/s that action[0] = 1 means (the bundle's)
-    action_angular_scale: float = 1.5   # rad/s that action[1] = 1 means (the bundle's)
-    max_linear_speed: float = 0.5
-    max_angular_speed: float = 1.5
+    action_linear_scale: float = task.MAX_LINEAR_SPEED    # m/s that action[0] = 1 means (the bundle's)
+    action_angular_scale: float = task.MAX_ANGULAR_SPEED  # rad/s that action[1] = 1 means (the bundle's)
+    max_linear_speed: float = task.MAX_LINEAR_SPEED
+    max_angular_speed: float = task.MAX_ANGULAR_SPEED
     max_linear_accel: float = 1.0
     max_angular_accel: float = 3.0
 

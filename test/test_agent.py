@@ -13,9 +13,9 @@ import torch
 
 from recore_nav.bundle import INPUT_NAMES, OUTPUT_NAMES
 from toy_sequences import toy_batch
-from training.config import BehaviorConfig, ConfigError, config_from_dict, config_to_dict, load_config
+from training.config import ConfigError, config_from_dict, config_to_dict, load_config
 from training.export_onnx import export_policy
-from training.methods.behavior import ActorCritic, lambda_return
+from training.methods.behavior import ActorCritic, BehaviorConfig, lambda_return
 from training.methods.recore import Agent
 
 RECIPES = sorted(Path("config/train").glob("*.yaml"))
@@ -201,7 +201,7 @@ def test_actor_imitates_labelled_states_and_ignores_unlabelled_ones() -> None:
     batch = toy_batch(4, 8)
     target = torch.tensor([0.8, -0.5])
     batch["expert_action"] = target.expand(4, 8, 2).clone()
-    losses = [agent.update(batch)["imitation_loss"] for _ in range(30)]
+    losses = [agent.update(batch)["actor/imitation_loss"] for _ in range(30)]
     assert losses[-1] < 0.25 * losses[0], losses
     rgb, goal, prev = step_inputs(8)
     action = agent.policy_step(rgb, goal, prev, agent.initial_state(8))[0]
@@ -209,7 +209,7 @@ def test_actor_imitates_labelled_states_and_ignores_unlabelled_ones() -> None:
 
     batch["expert_action"] = torch.full((4, 8, 2), float("nan"))
     info = agent.update(batch)
-    assert info["imitation_labelled"] == 0.0 and info["imitation_loss"] == 0.0
+    assert info["actor/imitation_labelled"] == 0.0 and info["actor/imitation_loss"] == 0.0
     assert all(math.isfinite(v) for v in info.values())
 
 

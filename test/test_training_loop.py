@@ -109,7 +109,7 @@ def test_training_run_learns_survives_sigint_and_resumes(tmp_path):
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline and process.poll() is None:
             metrics = run_dir / "metrics.jsonl"
-            if metrics.is_file() and sum("model_loss" in line for line in metrics.read_text().splitlines()) >= 3:
+            if metrics.is_file() and sum("model/loss" in line for line in metrics.read_text().splitlines()) >= 3:
                 break
             time.sleep(0.5)
         assert process.poll() is None, process.communicate()[0][-3000:]
@@ -121,10 +121,10 @@ def test_training_run_learns_survives_sigint_and_resumes(tmp_path):
     assert process.returncode == 0, output[-3000:]
     assert "stopped at step" in output
 
-    records = [r for r in _metrics(run_dir) if r["kind"] == "train" and "model_loss" in r]
+    records = [r for r in _metrics(run_dir) if r["kind"] == "train" and "model/loss" in r]
     assert len(records) >= 3
-    assert records[-1]["model_loss"] < records[0]["model_loss"], [r["model_loss"] for r in records]
-    assert all(np.isfinite(r["contrastive_loss"]) for r in records)
+    assert records[-1]["model/loss"] < records[0]["model/loss"], [r["model/loss"] for r in records]
+    assert all(np.isfinite(r["model/contrastive_loss"]) for r in records)
     assert any(p.name.startswith("events.out.tfevents") for p in (run_dir / "tb").iterdir())
 
     state = torch.load(run_dir / "checkpoint.pt", weights_only=True)   # no pickled code in it

@@ -61,23 +61,23 @@ def test_losses_fall_for_every_row(row: str, data) -> None:
         assert all(math.isfinite(v) for v in info.values()), info
     after = held_out_info(agent, held)
 
-    assert after["model_loss"] < 0.9 * before["model_loss"]
-    assert after["goal_loss"] < before["goal_loss"]
-    assert after["cont_loss"] < before["cont_loss"]
+    assert after["model/loss"] < 0.9 * before["model/loss"]
+    assert after["model/goal_loss"] < before["model/goal_loss"]
+    assert after["model/cont_loss"] < before["model/cont_loss"]
     rep = cfg.agent.representation
     for head in ("depth", "seg", "denoise", "rgb"):
         if head == rep.aux_target or (head == "rgb" and rep.reconstruct_rgb):
-            assert after[f"{head}_loss"] < 0.9 * before[f"{head}_loss"], (head, before, after)
+            assert after[f"model/{head}_loss"] < 0.9 * before[f"model/{head}_loss"], (head, before, after)
         else:
             assert f"{head}_loss" not in after
     if rep.contrastive:
-        assert math.isfinite(after["contrastive_loss"])
+        assert math.isfinite(after["model/contrastive_loss"])
         if rep.aux_target == "none" and not rep.reconstruct_rgb:
             # Alone, the contrastive loss is the representation objective and must fall; beside
             # a pixel-summed decoder loss it moves more slowly than seconds of training show.
-            assert after["contrastive_embed_loss"] < before["contrastive_embed_loss"]
+            assert after["model/contrastive_embed_loss"] < before["model/contrastive_embed_loss"]
         # Collapse floor: 1 is an isotropic spread of the normalised keys, 0 a single point.
-        assert after["embed_std"] > 0.2
+        assert after["model/embed_std"] > 0.2
     else:
         assert "contrastive_loss" not in after
 
@@ -98,7 +98,7 @@ def test_decoder_resizes_to_other_image_sizes() -> None:
     agent = Agent(cfg.agent, 96)
     batch = toy_batch(2, 4, size=96)
     info = agent.update(batch)
-    assert math.isfinite(info["seg_loss"])
+    assert math.isfinite(info["model/seg_loss"])
     assert agent.world_model.heads["seg"](torch.zeros(1, agent.world_model.feat_size)).shape == (1, 4, 96, 96)
 
 
@@ -165,7 +165,7 @@ def test_gaussian_stochastic_state_trains(data) -> None:
     agent = Agent(cfg.agent, 64)
     assert agent.state_size == 32 + 6
     info = agent.update({k: v[:4] for k, v in data[0].items()})
-    assert math.isfinite(info["kl"]) and math.isfinite(info["actor_loss"])
+    assert math.isfinite(info["model/kl"]) and math.isfinite(info["actor/loss"])
 
 
 def test_bf16_mixed_precision_trains(data) -> None:
@@ -178,5 +178,5 @@ def test_bf16_mixed_precision_trains(data) -> None:
         info = agent.update({k: v[4 * (step % 8):4 * (step % 8) + 4] for k, v in pool.items()})
         assert all(math.isfinite(v) for v in info.values()), info
     after = held_out_info(agent, held)
-    assert after["depth_loss"] < 0.9 * before["depth_loss"]
-    assert after["embed_std"] > 0.2
+    assert after["model/depth_loss"] < 0.9 * before["model/depth_loss"]
+    assert after["model/embed_std"] > 0.2

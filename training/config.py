@@ -1,5 +1,9 @@
 """Training configuration: a tree of dataclasses grouped by concern, loaded from YAML.
 
+The tree is `TrainConfig`: `env` and `run` (here) and `agent` (the method's own configuration,
+beside its code: `training.methods.recore.AgentConfig` with the world model's, representation's
+and behaviour's in their modules).
+
 Defaults are DreamerV2's published sizes (deterministic state 200, stochastic 32x32 discrete,
 CNN depth 32, MLPs of 400 units, batch 16 x 50, imagination horizon 15). A recipe in
 `config/train/<name>.yaml` overrides only what differs; several recipes merge left to right (a
@@ -18,8 +22,9 @@ from typing import Any
 
 import yaml
 
-AUX_TARGETS = ("none", "depth", "seg", "denoise")
-
+from recore_nav.task import MAX_EPISODE_STEPS
+from training.methods.recore import AgentConfig
+from training.methods.world_model import AUX_TARGETS
 
 class ConfigError(ValueError):
     """A recipe or override that does not fit the configuration tree."""
@@ -32,7 +37,7 @@ class EnvConfig:
     num_envs: int = 4
     train_split: str = "train"
     eval_splits: tuple[str, ...] = ("train", "ood")
-    max_episode_steps: int = 500
+    max_episode_steps: int = MAX_EPISODE_STEPS
 
 
 @dataclass
@@ -49,84 +54,6 @@ class RunConfig:
     log_every: int = 1_000
     seed: int = 0
     device: str = "cpu"
-
-
-@dataclass
-class WorldModelConfig:
-    deter: int = 200                # GRU state
-    stoch: int = 32                 # stochastic variables
-    classes: int = 32               # categories per variable; 0 selects a Gaussian of `stoch` dims
-    hidden: int = 200               # RSSM hidden layers
-    cnn_depth: int = 32
-    mlp_units: int = 400
-    mlp_layers: int = 4             # reward and continuation heads
-    min_std: float = 0.1            # Gaussian stochastic state only
-    kl_balance: float = 0.8
-    kl_free: float = 1.0            # free nats, on the batch mean (DreamerV2 free_avg)
-    kl_scale: float = 1.0
-    reward_scale: float = 1.0
-    cont_scale: float = 1.0
-    goal_scale: float = 1.0
-    lr: float = 3e-4
-    eps: float = 1e-5
-    weight_decay: float = 1e-6
-    grad_clip: float = 100.0
-
-
-@dataclass
-class RepresentationConfig:
-    """What replaces (or is) pixel reconstruction: the rows of the paper's table."""
-    contrastive: bool = True        # InfoNCE: posterior feature vs. embedding of an intervened view
-    contrastive_scale: float = 1.0
-    temperature: float = 0.1
-    embed_pair: bool = True         # also contrast the clean embedding with the intervened one
-    projection_dim: int = 256
-    aux_target: str = "depth"       # intervention-invariant head: none | depth | seg | denoise
-    aux_scale: float = 1.0
-    seg_classes: int = 4
-    denoise_std: float = 0.2        # Gaussian pixel noise on the encoder input, in [0,1] units
-    reconstruct_rgb: bool = False   # DreamerV2 pixel decoder (dreamer and no-aux+rgb rows)
-    rgb_scale: float = 1.0
-    augment_inputs: bool = False    # the world model sees intervened images (the +da row)
-    # The style intervention: colour jitter per sequence, random shift per frame.
-    shift_pad: int = 4
-    brightness: float = 0.3
-    contrast: float = 0.3
-    saturation: float = 0.3
-    hue: float = 0.1                # fraction of a full turn
-
-
-@dataclass
-class BehaviorConfig:
-    horizon: int = 15
-    gamma: float = 0.99
-    lam: float = 0.95
-    units: int = 400
-    layers: int = 4
-    actor_lr: float = 8e-5
-    critic_lr: float = 8e-5
-    eps: float = 1e-5
-    grad_clip: float = 100.0
-    entropy_scale: float = 1e-4
-    actor_min_std: float = 0.1
-    actor_init_std: float = 1.0
-    actor_modes: int = 1            # > 1: a mixture actor (multimodal demonstrations; see networks.TanhNormalMixture)
-    slow_target_every: int = 100    # updates between hard copies into the target critic
-    slow_target_fraction: float = 1.0
-    # Imitation of the simulator's shortest-path expert on replayed (on-policy: DAgger) states,
-    # added to the imagination actor loss. 0 is the paper's method; see config/train/recore_pointnav.yaml.
-    bc_scale: float = 0.0
-
-
-@dataclass
-class AgentConfig:
-    method: str = "recore_depth"
-    precision: str = "fp32"         # fp32, or bf16 mixed precision in both updates (DreamerV2 trains in 16 bit)
-    batch_size: int = 16
-    seq_len: int = 50
-    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
-    representation: RepresentationConfig = field(default_factory=RepresentationConfig)
-    behavior: BehaviorConfig = field(default_factory=BehaviorConfig)
 
 
 @dataclass

@@ -52,7 +52,8 @@ class AgentPolicy:
         self.prev_action = np.zeros((num_envs, ACTION_DIM), np.float32)
 
     def reset(self, index: int) -> None:
-        self.state[index] = 0.0
+        with torch.inference_mode():   # the state comes from inference-mode steps
+            self.state[index] = 0.0
         self.prev_action[index] = 0.0
 
     def act(self, obs: dict[str, np.ndarray], infos: list[dict[str, Any]]) -> np.ndarray:
@@ -235,7 +236,8 @@ class Trainer:
         self.write_metrics(record)
         for key, value in record.items():
             if key not in ("kind", "step") and isinstance(value, (int, float)):
-                self.writer.add_scalar(f"train/{key}", value, self.step)
+                # Loss scalars come grouped (model/, actor/, critic/); the rest under train/.
+                self.writer.add_scalar(key if "/" in key else f"train/{key}", value, self.step)
 
     def evaluate(self) -> dict[str, dict[str, float]]:
         """Fixed-seed episodes of the deterministic policy on every evaluation split (the

@@ -43,7 +43,7 @@ from recore_nav.ros_interface import (CMD_VEL_QOS, CMD_VEL_TOPIC, DEPTH_TOPIC, E
                                       EPISODE_RESULT_TOPIC, GOAL_QOS, GOAL_TOPIC, IMAGE_QOS, IMAGE_TOPIC,
                                       ODOM_PUBLISHER_QOS, ODOM_TOPIC, TF_TOPIC, use_large_shm_transport)
 from recore_nav.sim.factory import make_env
-from recore_nav.task import SPLITS
+from recore_nav.task import MAX_EPISODE_STEPS, SPLITS
 
 try:  # The odom -> base_link transform needs tf2_msgs, which has no PyPI wheel.
     from geometry_msgs.msg import TransformStamped
@@ -109,7 +109,7 @@ class SimBridgeNode(Node):
             "split": declare("split", "train", f"Appearance split: {', '.join(SPLITS)}."),
             "seed": declare("seed", 0, "Seed of the first episode; episode i uses seed + i."),
             "image_size": declare("image_size", 64, "Camera image side in pixels."),
-            "max_steps": declare("max_steps", 500, "Steps before an episode times out."),
+            "max_steps": declare("max_steps", MAX_EPISODE_STEPS, "Steps before an episode times out."),
             "episodes": declare("episodes", 0, "Episodes to run before the node exits; 0 runs forever."),
             "real_time_factor": declare("real_time_factor", 1.0, "Simulated seconds per wall-clock second."),
             "lockstep": declare("lockstep", True, "One simulator step per cmd_vel message (see module doc)."),

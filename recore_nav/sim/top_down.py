@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from recore_nav.sim.layout import TraversabilityMap
+from recore_nav.task import SUCCESS_RADIUS
 
 # RGB colours
 _OCCUPIED = (70, 70, 80)
@@ -23,7 +24,7 @@ _GOAL = (30, 150, 60)
 def render_top_down(grid: TraversabilityMap, path: Sequence[tuple[float, float]],
                     robot_pose: tuple[float, float, float] | None, goal: tuple[float, float] | None,
                     shortest_path: Sequence[tuple[float, float]] = (), pixels_per_metre: float = 24.0,
-                    success_radius: float = 0.36, robot_radius: float = 0.18) -> np.ndarray:
+                    success_radius: float = SUCCESS_RADIUS, robot_radius: float = 0.18) -> np.ndarray:
     """uint8 (H, W, 3) picture, north (+y) up: solids dark, the inflation zone grey, reachable
     floor white; the shortest path green, the driven path blue, the robot red, the goal green."""
     image = np.empty((*grid.shape, 3), dtype=np.uint8)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from recore_nav.task import MAX_EPISODE_STEPS
+
 # key -> (per-step shape given the image size, stored dtype, sampled dtype)
 def step_layout(image_size: int) -> dict[str, tuple[tuple[int, ...], np.dtype, np.dtype]]:
     h = w = image_size
@@ -61,7 +63,7 @@ class _Episode:
 class EpisodeReplay:
     """Whole episodes up to `capacity` steps; the oldest episodes leave first."""
 
-    def __init__(self, capacity: int, image_size: int, max_episode_steps: int = 500):
+    def __init__(self, capacity: int, image_size: int, max_episode_steps: int = MAX_EPISODE_STEPS):
         if capacity <= 0:
             raise ValueError(f"replay capacity must be positive, got {capacity}")
         self.capacity = capacity

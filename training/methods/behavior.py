@@ -11,15 +11,37 @@ With `bc_scale > 0` the actor also imitates the simulator's expert on the replay
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from recore_nav.task import ACTION_DIM, GOAL_DIM
-from training.config import BehaviorConfig
 from training.methods.networks import Actor, TanhNormalMixture, mlp
 from training.methods.world_model import WorldModel
+
+
+@dataclass
+class BehaviorConfig:
+    horizon: int = 15
+    gamma: float = 0.99
+    lam: float = 0.95
+    units: int = 400
+    layers: int = 4
+    actor_lr: float = 8e-5
+    critic_lr: float = 8e-5
+    eps: float = 1e-5
+    grad_clip: float = 100.0
+    entropy_scale: float = 1e-4
+    actor_min_std: float = 0.1
+    actor_init_std: float = 1.0
+    actor_modes: int = 1            # > 1: a mixture actor (multimodal demonstrations; see networks.TanhNormalMixture)
+    slow_target_every: int = 100    # updates between hard copies into the target critic
+    slow_target_fraction: float = 1.0
+    # Imitation of the simulator's shortest-path expert on replayed (on-policy: DAgger) states,
+    # added to the imagination actor loss. 0 is the paper's method; see config/train/recore_pointnav.yaml.
+    bc_scale: float = 0.0
 
 
 def lambda_return(reward: torch.Tensor, value: torch.Tensor, discount: torch.Tensor, lam: float) -> torch.Tensor:
@@ -47,8 +69,8 @@ class ActorCritic(nn.Module):
     def __init__(self, cfg: BehaviorConfig, feat_size: int):
         super().__init__()
         self.cfg = cfg
-        self.actor = Actor(feat_size + GOAL_DIM, ACTION_DIM, cfg.units, cfg.layers, cfg.actor_min_std,
-                           cfg.actor_init_std, cfg.actor_modes)
+        self.actor = Actor(feat_size + GOAL_DIM, ACTION_DIM, units=cfg.units, layers=cfg.layers,
+                           min_std=cfg.actor_min_std, init_std=cfg.actor_init_std, modes=cfg.actor_modes)
         self.critic = mlp(feat_size + GOAL_DIM, cfg.units, cfg.layers, 1)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
@@ -98,13 +120,13 @@ class ActorCritic(nn.Module):
         critic_value = self.critic(inputs[:-1].detach()).squeeze(-1).float()
         critic_loss = (weight * 0.5 * (critic_value - returns.detach()).square()).mean()
         info = {
-            "actor_loss": actor_loss.detach(),
-            "critic_loss": critic_loss.detach(),
-            "actor_entropy": entropy.detach().mean(),
-            "imag_return": returns.detach().mean(),
-            "imag_reward": reward.detach().mean(),
-            "critic_value": critic_value.detach().mean(),
-            **imitation_info,
+            "actor/loss": actor_loss.detach(),
+            "actor/entropy": entropy.detach().mean(),
+            "actor/imag_return": returns.detach().mean(),
+            "actor/imag_reward": reward.detach().mean(),
+            **{f"actor/{key}": value for key, value in imitation_info.items()},
+            "critic/loss": critic_loss.detach(),
+            "critic/value": critic_value.detach().mean(),
         }
         return actor_loss, critic_loss, info
 

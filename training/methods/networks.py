@@ -219,7 +219,7 @@ class Actor(nn.Module):
     """Continuous actor on [feat, goal]: tanh-Normal with learned std (Dreamer), or with
     `modes` > 1 a mixture of that many (see `TanhNormalMixture`)."""
 
-    def __init__(self, in_dim: int, action_dim: int, units: int, layers: int, min_std: float, init_std: float,
+    def __init__(self, in_dim: int, action_dim: int, *, units: int, layers: int, min_std: float, init_std: float,
                  modes: int = 1):
         super().__init__()
         self.modes, self.action_dim = modes, action_dim
@@ -246,7 +246,7 @@ class StyleIntervention(nn.Module):
     drawn once per sequence, and a random shift (replicate-padded crop) drawn per frame.
     Geometry-bearing targets (depth, segmentation) are left untouched, so they are invariant to it."""
 
-    def __init__(self, shift_pad: int, brightness: float, contrast: float, saturation: float, hue: float):
+    def __init__(self, *, shift_pad: int, brightness: float, contrast: float, saturation: float, hue: float):
         super().__init__()
         self.pad, self.brightness, self.contrast = shift_pad, brightness, contrast
         self.saturation, self.hue = saturation, hue

@@ -26,13 +26,25 @@ API (stable; the training program, export and tests use exactly this):
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
 
 from recore_nav.task import ACTION_DIM, GOAL_DIM
-from training.methods.behavior import ActorCritic
-from training.config import AgentConfig
-from training.methods.world_model import WorldModel
+from training.methods.behavior import ActorCritic, BehaviorConfig
+from training.methods.world_model import RepresentationConfig, WorldModel, WorldModelConfig
+
+
+@dataclass
+class AgentConfig:
+    method: str = "recore_depth"
+    precision: str = "fp32"         # fp32, or bf16 mixed precision in both updates (DreamerV2 trains in 16 bit)
+    batch_size: int = 16
+    seq_len: int = 50
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    representation: RepresentationConfig = field(default_factory=RepresentationConfig)
+    behavior: BehaviorConfig = field(default_factory=BehaviorConfig)
 
 BATCH_KEYS = ("rgb", "goal", "action", "reward", "is_first", "is_terminal")
 
@@ -117,7 +129,7 @@ class Agent(nn.Module):
         batch = self._prepare(batch)
         with self._autocast():
             loss, info, posterior = self.world_model.loss(batch)
-        info["model_grad_norm"] = self._step("model", loss, list(self.world_model.parameters()),
+        info["model/grad_norm"] = self._step("model", loss, list(self.world_model.parameters()),
                                              self.cfg.world_model.grad_clip)
         return info, posterior
 
@@ -133,8 +145,8 @@ class Agent(nn.Module):
         # values come from the target critic) and the critic loss sees detached inputs, so the
         # gradients are those of two passes. inputs= skips the world model's weight gradients.
         (actor_loss + critic_loss).backward(inputs=self._actor_params + critic_params)
-        info["actor_grad_norm"] = self._clip_and_step("actor", self._actor_params, clip)
-        info["critic_grad_norm"] = self._clip_and_step("critic", critic_params, clip)
+        info["actor/grad_norm"] = self._clip_and_step("actor", self._actor_params, clip)
+        info["critic/grad_norm"] = self._clip_and_step("critic", critic_params, clip)
         return info
 
     def _autocast(self) -> torch.autocast:

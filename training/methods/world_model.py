@@ -10,14 +10,63 @@ and is predicted by a head, so imagined states carry a goal.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from recore_nav.task import ACTION_DIM, DEPTH_MAX, GOAL_DIM
-from training.config import RepresentationConfig, WorldModelConfig
 from training.kernels.fast_ops import ELU, elu
 from training.methods.networks import ConvDecoder, ConvEncoder, LayerNormGRUCell, StyleIntervention, image_to_float, mlp
+
+
+AUX_TARGETS = ("none", "depth", "seg", "denoise")
+
+
+@dataclass
+class WorldModelConfig:
+    deter: int = 200                # GRU state
+    stoch: int = 32                 # stochastic variables
+    classes: int = 32               # categories per variable; 0 selects a Gaussian of `stoch` dims
+    hidden: int = 200               # RSSM hidden layers
+    cnn_depth: int = 32
+    mlp_units: int = 400
+    mlp_layers: int = 4             # reward and continuation heads
+    min_std: float = 0.1            # Gaussian stochastic state only
+    kl_balance: float = 0.8
+    kl_free: float = 1.0            # free nats, on the batch mean (DreamerV2 free_avg)
+    kl_scale: float = 1.0
+    reward_scale: float = 1.0
+    cont_scale: float = 1.0
+    goal_scale: float = 1.0
+    lr: float = 3e-4
+    eps: float = 1e-5
+    weight_decay: float = 1e-6
+    grad_clip: float = 100.0
+
+
+@dataclass
+class RepresentationConfig:
+    """What replaces (or is) pixel reconstruction: the rows of the paper's table."""
+    contrastive: bool = True        # InfoNCE: posterior feature vs. embedding of an intervened view
+    contrastive_scale: float = 1.0
+    temperature: float = 0.1
+    embed_pair: bool = True         # also contrast the clean embedding with the intervened one
+    projection_dim: int = 256
+    aux_target: str = "depth"       # intervention-invariant head: none | depth | seg | denoise
+    aux_scale: float = 1.0
+    seg_classes: int = 4
+    denoise_std: float = 0.2        # Gaussian pixel noise on the encoder input, in [0,1] units
+    reconstruct_rgb: bool = False   # DreamerV2 pixel decoder (dreamer and no-aux+rgb rows)
+    rgb_scale: float = 1.0
+    augment_inputs: bool = False    # the world model sees intervened images (the +da row)
+    # The style intervention: colour jitter per sequence, random shift per frame.
+    shift_pad: int = 4
+    brightness: float = 0.3
+    contrast: float = 0.3
+    saturation: float = 0.3
+    hue: float = 0.1                # fraction of a full turn
 
 
 
@@ -200,7 +249,8 @@ class WorldModel(nn.Module):
             heads["proj_embed"] = nn.Sequential(nn.LayerNorm(self.encoder.out_dim),
                                                 mlp(self.encoder.out_dim, rep.projection_dim, 1, rep.projection_dim))
         self.heads = nn.ModuleDict(heads)
-        self.intervention = StyleIntervention(rep.shift_pad, rep.brightness, rep.contrast, rep.saturation, rep.hue)
+        self.intervention = StyleIntervention(shift_pad=rep.shift_pad, brightness=rep.brightness, contrast=rep.contrast,
+                                              saturation=rep.saturation, hue=rep.hue)
 
     @property
     def feat_size(self) -> int:
@@ -276,7 +326,9 @@ class WorldModel(nn.Module):
         return clean
 
     # -- the loss -------------------------------------------------------------------------
-    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float], dict[str, torch.Tensor]]:
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """(loss, info, posterior): info's scalars under `model/`; the posterior's detached states
+        start imagination."""
         rgb, goal = batch["rgb"], batch["goal"].float()
         b, t = rgb.shape[:2]
         frames = rgb.flatten(0, 1)
@@ -316,12 +368,12 @@ class WorldModel(nn.Module):
         info.update(aux_info)
         with torch.no_grad():
             info["embed_raw_std"] = embed.std(0).mean()
-            info["model_loss"] = loss.detach()
+            info["loss"] = loss.detach()
         posterior = {"deter": deter.detach(), "stoch": stoch.detach(), "goal": goal,
                      "cont": cont_target.view(b, t)}
         if "expert_action" in batch:     # imitation labels ride along to the actor (behavior.py)
             posterior["expert_action"] = batch["expert_action"].float()
-        return loss, info, posterior
+        return loss, {f"model/{key}": value for key, value in info.items()}, posterior
 
     def kl_loss(self, post: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """DreamerV2 KL balancing: train the prior toward the posterior (weight `balance`) faster
