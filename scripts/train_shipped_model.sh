@@ -2,7 +2,7 @@
 # How models/recore_pointnav was trained: three stages of one run, each a resume of the last.
 #   bash scripts/train_shipped_model.sh [RUN_DIR]      # default runs/recore_pointnav
 # On the project's 2-core CPU (one torch thread, the environment processes and other jobs on the
-# other core) the stages took about 85, 30 + 15 and 50 minutes (sessions 2 and 3). The stage ends are the
+# other core) the stages took about 85, 30 + 15 and 50 minutes. The stage ends are the
 # step counts at which the shipped run was stopped; a run interrupted and resumed elsewhere
 # follows the same recipe but is not bit-identical (its evaluation episodes fall at other steps).
 set -euo pipefail

@@ -35,7 +35,11 @@ from training.evaluation.report import (evaluation_key, markdown_table, plot_suc
                                         write_video)
 
 REFERENCE_POLICIES = {"baseline": GoalSeekingBaseline, "expert": ShortestPathExpert}
-TAGS = {"baseline": "baseline", "expert": "expert"}   # progress-bar and video-file labels
+
+
+def policy_tag(label: str) -> str:
+    """The short name of a result row in progress bars and video files: baseline, expert or policy."""
+    return next((tag for tag, reference in REFERENCE_POLICIES.items() if reference.name == label), "policy")
 
 
 def evaluate_policy(policy: str | Path, spec: EvaluationSpec, label: str = "", providers: str = "cpu") -> Evaluation:
@@ -61,7 +65,7 @@ def write_results(out: Path, bundle_dir: Path, spec: EvaluationSpec, results: di
     (out / "videos").mkdir(parents=True, exist_ok=True)
     video_files = []
     for label, result in results.items():
-        tag = {GoalSeekingBaseline.name: "baseline", ShortestPathExpert.name: "expert"}.get(label, "policy")
+        tag = policy_tag(label)
         for episode, frames in result.videos:
             outcome = "success" if episode.success else "failure"
             video_files.append(str(write_video(frames, out / "videos" / f"{tag}_{outcome}_seed{episode.seed}")))
@@ -129,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         policies[GoalSeekingBaseline.name] = "baseline"
     if args.expert:
         policies[ShortestPathExpert.name] = "expert"
-    results = {label: evaluate_policy(policy, spec, TAGS.get(str(policy), "policy"), args.providers)
+    results = {label: evaluate_policy(policy, spec, policy_tag(label), args.providers)
                for label, policy in policies.items()}
     summary = write_results(out, args.bundle, spec, results, args.run_dir)
     rows = summary["results"]

@@ -5,7 +5,7 @@ large activation of an update (a conv layer's output over 1,600 images is ~200 M
 page-faulted in again on every update: measured here, copying a 49M-element float tensor took
 168 ms that way and 13.5 ms from retained memory; a DreamerV2-size bf16 update pair takes
 155,000 page faults with glibc's default and 1 with this (`bench/train_update_speed.py`, with and
-without --malloc-default; median 2.06 vs 2.13 s in session 4, 2.5 -> 2.2 s when introduced).
+without --malloc-default).
 Keeping freed memory in the heap (no mmap, no trimming) costs no peak memory: an update allocates
 the same sizes every time, so the peak stays the peak (1.83 vs 1.82 GiB peak RSS there); between
 updates the process holds its peak.

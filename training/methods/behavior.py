@@ -64,7 +64,8 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class ActorCritic(nn.Module):
-    """Actor, critic and slow target critic; `update(world_model, posterior)` trains both once."""
+    """Actor, critic and slow target critic; `loss(world_model, posterior)` gives both losses
+    (the agent steps their optimisers)."""
 
     def __init__(self, cfg: BehaviorConfig, feat_size: int):
         super().__init__()

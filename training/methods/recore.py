@@ -205,7 +205,7 @@ class Agent(nn.Module):
     def load_optimizer_state_dict(self, state: dict[str, dict]) -> None:
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state[name])
-            for group in opt.param_groups:      # checkpoints from before fused=True say foreach
+            for group in opt.param_groups:      # a state saved from a foreach optimiser runs fused here
                 group.update(fused=True, foreach=False)
 
     def aux_prediction(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
