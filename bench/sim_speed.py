@@ -17,6 +17,8 @@ import platform
 import resource
 import time
 
+from machine import MachineWatch   # bench/machine.py
+
 
 def rss_mib() -> float:
     with open("/proc/self/statm") as f:
@@ -82,6 +84,7 @@ def main() -> None:
     print(f"python {platform.python_version()}, MUJOCO_GL={os.environ.get('MUJOCO_GL')}, "
           f"LP_NUM_THREADS={os.environ.get('LP_NUM_THREADS')}, cpus={os.cpu_count()}, "
           f"import {import_s:.2f} s, RSS after import {rss_import:.0f} MiB")
+    watch = MachineWatch()
     for size in args.sizes:
         r = bench_size(size, args.steps, args.resets, args.seed)
         print(f"{size}x{size} rgb+depth+seg: {r['steps_per_cpu_s']:.0f} steps/CPU-s ({r['step_cpu_ms']:.2f} ms/step); "
@@ -89,6 +92,7 @@ def main() -> None:
               f"p90 {r['reset_wall_ms_p90']:.1f} ms; RSS {r['rss_mib']:.0f} MiB")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of this env process: {peak:.0f} MiB")
+    print(watch.report())
 
 
 if __name__ == "__main__":

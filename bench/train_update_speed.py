@@ -28,6 +28,8 @@ from pathlib import Path
 
 import torch
 
+from machine import MachineWatch   # bench/machine.py
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training.methods.recore import Agent  # noqa: E402
 from training.config import load_config  # noqa: E402
@@ -169,6 +171,7 @@ def main() -> None:
           f"{cfg.env.image_size}x{cfg.env.image_size}, horizon {cfg.agent.behavior.horizon}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
 
+    watch = MachineWatch()
     devices = [torch.device("cpu")]
     if torch.cuda.is_available() and not args.no_cuda:
         devices.append(torch.device("cuda"))
@@ -186,6 +189,7 @@ def main() -> None:
             times = measure(agent, batch, args.warmup, args.repeats)
             peak = matmul_rate(torch.bfloat16 if precision == "bf16" else torch.float32, device)
             report(label, *times, count_flops(agent, batch), peak)
+    print(watch.report())
 
 
 def profile(agent: Agent, batch: dict[str, torch.Tensor]) -> None:
