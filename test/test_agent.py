@@ -96,7 +96,7 @@ def test_policy_step_refuses_float_images(agent: Agent) -> None:
 def test_policy_step_module_exports_to_onnx_with_parity(agent: Agent, tmp_path: Path) -> None:
     """The export program's own `export_policy`, run by onnxruntime under the bundle's names."""
     path = tmp_path / "policy.onnx"
-    export_policy(agent, path)
+    export_policy(agent.policy_step_module(), agent.image_size, agent.state_size, path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert tuple(i.name for i in session.get_inputs()) == INPUT_NAMES
     module = agent.policy_step_module().eval()

@@ -18,13 +18,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from recore_nav.task import MAX_EPISODE_STEPS
 from training.methods.recore import AgentConfig
 from training.methods.world_model import AUX_TARGETS
+
+T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A recipe or override that does not fit the configuration tree."""
@@ -146,10 +148,10 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_config(paths: str | Path | list[str | Path] | tuple[str | Path, ...] | None = None,
-                overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
-    """The TrainConfig of one YAML recipe, or of several merged left to right (None: the
-    defaults), with `a.b=value` overrides applied last."""
+def load_tree(paths: str | Path | list[str | Path] | tuple[str | Path, ...] | None = None,
+              overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """The plain tree of one YAML recipe, or of several merged left to right (None: empty),
+    with `a.b=value` overrides applied last."""
     if paths is None:
         paths = []
     elif isinstance(paths, (str, Path)):
@@ -164,7 +166,18 @@ def load_config(paths: str | Path | list[str | Path] | tuple[str | Path, ...] | 
         tree = _merge(tree, loaded)
     for override in overrides:
         _set_dotted(tree, override)
-    return validate(_build(TrainConfig, tree, ""))
+    return tree
+
+
+def build_config(cls: type[T], tree: dict[str, Any]) -> T:
+    """A config dataclass tree of `cls` from a plain tree, refusing unknown keys by their path."""
+    return _build(cls, tree, "")
+
+
+def load_config(paths: str | Path | list[str | Path] | tuple[str | Path, ...] | None = None,
+                overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """The TrainConfig of the online trainer from recipes and overrides (see `load_tree`)."""
+    return validate(build_config(TrainConfig, load_tree(paths, overrides)))
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

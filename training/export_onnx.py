@@ -1,13 +1,15 @@
-"""Export a training run's policy as the bundle the robot runs (ARCHITECTURE.md).
+"""Export a training run's policy as the bundle the robot runs (docs/architecture.md).
 
     python training/export_onnx.py runs/recore_depth --out models/recore_pointnav [--name NAME]
 
-One graph: the encoder, one RSSM filtering step and the actor's deterministic action
-(`Agent.policy_step_module()`), opset 17, batch 1, inputs rgb/goal/prev_action/state and
-outputs action/next_state (`recore_nav.bundle`). `policy.json` records the image and state
-sizes, the speed limits of the environment the run trained in, the training method, config and
-step count, and the latest evaluation per split from the run's `metrics.jsonl`. The export is checked before it is kept: the graph
-must give the torch step's action on a random input.
+One graph, one policy step, opset 17, batch 1, inputs rgb/goal/prev_action/state and outputs
+action/next_state (`recore_nav.bundle`). An online ReCoRe run exports the encoder, one RSSM
+filtering step and the actor's deterministic action (`Agent.policy_step_module()`); an offline
+CRL / WM-CRL run from images exports its memoryless actor (state size 1). `policy.json` records
+the image and state sizes, the speed limits the policy's actions are scaled by, the training
+method, config and step count, and the run's latest evaluation per split from `metrics.jsonl`.
+The export is checked before it is kept: the graph must give the torch step's action on random
+inputs.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import sys
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +28,95 @@ if __package__ in (None, ""):   # run as `python training/export_onnx.py`: impor
 
 import numpy as np
 import torch
+from torch import nn
 
 from recore_nav.bundle import INPUT_NAMES, ONNX_FILE, OUTPUT_NAMES, BundleSpec, write_bundle_json
-from recore_nav.task import ACTION_DIM
+from recore_nav.task import ACTION_DIM, MAX_ANGULAR_SPEED, MAX_LINEAR_SPEED
 from training.methods.recore import Agent
+from training.methods.wm_crl import WMCRLAgent
 from training.checkpoint import load_checkpoint
 from training.config import config_from_dict
 from training.evaluation.report import evaluation_key
 from training.trainer import METRICS_FILE
 
 OPSET = 17
+OFFLINE_METHODS = ("crl", "wm_crl")
+
+
+@dataclass
+class ExportablePolicy:
+    """What a run's checkpoint exports: the one-step policy module and what policy.json says of it."""
+
+    step: nn.Module                   # forward(rgb, goal, prev_action, state) -> (action, next_state)
+    image_size: int
+    state_size: int
+    action_scale: dict[str, float]    # max_linear_speed, max_angular_speed
+    training: dict[str, Any]
+
+
+class GoalReachingStep(nn.Module):
+    """An offline (CRL / WM-CRL) policy as the bundle's recurrent step: memoryless, so the state
+    (size 1) passes through; `prev_action` is taken and unused, as the bundle contract has it."""
+
+    def __init__(self, agent: WMCRLAgent):
+        super().__init__()
+        self.agent = agent
+
+    def forward(self, rgb: torch.Tensor, goal: torch.Tensor, prev_action: torch.Tensor, state: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        embed = self.agent.embeddings(rgb, None, goal)
+        action = self.agent.crl.act(rgb, goal, embed["actor"], embed["goal"])
+        # Keep prev_action an input of the graph (an unused input is dropped by the exporter).
+        return action, state + 0.0 * prev_action[:, :1]
 
 
 def load_agent(run_dir: Path) -> tuple[Agent, dict[str, Any]]:
-    """The trained agent of a run (CPU, eval mode) and its checkpoint state."""
+    """The trained ReCoRe agent of an online run (CPU, eval mode) and its checkpoint state."""
     state = load_checkpoint(run_dir)
     cfg = config_from_dict(state["config"])
     agent = Agent(cfg.agent, image_size=cfg.env.image_size, device="cpu")
     agent.load_state_dict(state["agent"])
     agent.eval()
     return agent, state
+
+
+def exportable_policy(run_dir: Path) -> ExportablePolicy:
+    """The policy of an online (ReCoRe) or offline (CRL, WM-CRL) run's checkpoint."""
+    state = load_checkpoint(run_dir)
+    if state.get("method") in OFFLINE_METHODS:
+        return _offline_policy(run_dir, state)
+    agent, state = load_agent(run_dir)
+    scale = state.get("action_scale")
+    if not scale:
+        raise RuntimeError(f"{run_dir}'s checkpoint does not say the speed limits its environment used "
+                           "(action_scale): resume it for a step to record them")
+    config = state["config"]
+    return ExportablePolicy(
+        step=agent.policy_step_module().eval(), image_size=agent.image_size, state_size=agent.state_size,
+        action_scale=scale, training={"method": config["agent"]["method"], "env": state["env"],
+                                      "steps": int(state["step"]), "updates": int(state["updates"]), "config": config})
+
+
+def _offline_policy(run_dir: Path, state: dict[str, Any]) -> ExportablePolicy:
+    from training.offline import OfflineConfig
+    from training.config import build_config
+
+    cfg = build_config(OfflineConfig, state["config"])
+    shape = tuple(state["state_shape"])
+    if cfg.data.state != "rgb" or cfg.data.goal != "relative_position" or len(shape) != 3 or shape[0] != shape[1]:
+        raise RuntimeError(f"{run_dir} learned from {cfg.data.state} states and {cfg.data.goal} goals; a policy "
+                           "bundle takes square rgb images and robot-frame goals (data.state=rgb, "
+                           "data.goal=relative_position)")
+    agent = WMCRLAgent(cfg.agent, cfg.world_model, shape, int(state["goal_dim"]), ACTION_DIM, goals_are_states=False)
+    agent.load_state_dict(state["agent"])
+    agent.eval()
+    # Datasets store actions normalised by the task's speed limits (the generators and the
+    # rosbag importer both use recore_nav.task's), so those are the bundle's scale.
+    return ExportablePolicy(
+        step=GoalReachingStep(agent).eval(), image_size=shape[0], state_size=1,
+        action_scale={"max_linear_speed": MAX_LINEAR_SPEED, "max_angular_speed": MAX_ANGULAR_SPEED},
+        training={"method": state["method"], "env": "offline", "dataset": state.get("dataset"),
+                  "steps": int(state["step"]), "updates": int(state["step"]), "config": state["config"]})
 
 
 def latest_evaluation(run_dir: Path, env: str) -> dict[str, dict[str, Any]]:
@@ -55,9 +127,10 @@ def latest_evaluation(run_dir: Path, env: str) -> dict[str, dict[str, Any]]:
     if path.is_file():
         for line in path.read_text().splitlines():
             record = json.loads(line) if line.strip() else {}
-            if record.get("kind") == "eval":
-                values = {k: v for k, v in record.items() if k not in ("kind", "split", "time")}
-                latest[evaluation_key(env, record["split"])] = {"source": "training", **values}
+            split = record.get("split", record.get("task"))
+            if record.get("kind") == "eval" and split is not None:
+                values = {k: v for k, v in record.items() if k not in ("kind", "split", "task", "time")}
+                latest[evaluation_key(env, split)] = {"source": "training", **values}
     return latest
 
 
@@ -69,21 +142,20 @@ def example_inputs(image_size: int, state_size: int, seed: int = 0) -> tuple[tor
             torch.zeros(1, state_size))
 
 
-def export_policy(agent: Agent, onnx_path: Path) -> None:
-    """Trace the deterministic policy step into `onnx_path` (TorchScript exporter, opset 17).
+def export_policy(step: nn.Module, image_size: int, state_size: int, onnx_path: Path) -> None:
+    """Trace a policy step module into `onnx_path` (TorchScript exporter, opset 17).
 
     Not the torch.export-based exporter: at opset 17 (torch 2.13) it emits Split with the
     opset-18 `num_outputs` attribute, a graph onnxruntime refuses."""
-    module = agent.policy_step_module().eval()
-    inputs = example_inputs(agent.image_size, agent.state_size)
+    inputs = example_inputs(image_size, state_size)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)   # the legacy exporter, deliberately
-        torch.onnx.export(module, inputs, str(onnx_path), input_names=list(INPUT_NAMES),
+        torch.onnx.export(step.eval(), inputs, str(onnx_path), input_names=list(INPUT_NAMES),
                           output_names=list(OUTPUT_NAMES), opset_version=OPSET, dynamo=False,
                           do_constant_folding=True)
 
 
-def check_export(agent: Agent, onnx_path: Path, atol: float = 1e-4) -> float:
+def check_export(step: nn.Module, image_size: int, state_size: int, onnx_path: Path, atol: float = 1e-4) -> float:
     """Largest |action difference| between torch and onnxruntime on a few random steps."""
     import onnxruntime as ort
 
@@ -91,12 +163,11 @@ def check_export(agent: Agent, onnx_path: Path, atol: float = 1e-4) -> float:
     names = [i.name for i in session.get_inputs()]
     if tuple(names) != INPUT_NAMES:
         raise RuntimeError(f"exported graph has inputs {names}, the bundle contract says {list(INPUT_NAMES)}")
-    module = agent.policy_step_module().eval()
     worst = 0.0
     for seed in range(3):
-        inputs = example_inputs(agent.image_size, agent.state_size, seed)
+        inputs = example_inputs(image_size, state_size, seed)
         with torch.no_grad():
-            expected = module(*inputs)[0].numpy()
+            expected = step.eval()(*inputs)[0].numpy()
         got = session.run(["action"], dict(zip(INPUT_NAMES, (x.numpy() for x in inputs))))[0]
         worst = max(worst, float(np.abs(got - expected).max()))
     if worst > atol:
@@ -108,33 +179,27 @@ def export_bundle(run_dir: Path, out_dir: Path, name: str | None = None) -> Bund
     """Write `policy.onnx` and `policy.json` for the run's checkpoint into `out_dir`."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     try:
-        agent, state = load_agent(run_dir)
-    except RuntimeError as err:   # weights that do not fit this code's agent
+        policy = exportable_policy(run_dir)
+    except RuntimeError as err:   # weights that do not fit this code's agent, or a policy no bundle takes
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise RuntimeError(f"cannot load the agent of {run_dir}: {first_line}") from None
-    scale = state.get("action_scale")
-    if not scale:
-        raise RuntimeError(f"{run_dir}'s checkpoint does not say the speed limits its environment used "
-                           "(action_scale): resume it for a step to record them")
+        raise RuntimeError(f"cannot export {run_dir}: {first_line}") from None
     out_dir.mkdir(parents=True, exist_ok=True)
     # Export beside the bundle, check, then move into place: a failed export leaves the old bundle.
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         tmp_onnx = Path(tmp) / ONNX_FILE
         try:
-            export_policy(agent, tmp_onnx)
-            check_export(agent, tmp_onnx)
+            export_policy(policy.step, policy.image_size, policy.state_size, tmp_onnx)
+            check_export(policy.step, policy.image_size, policy.state_size, tmp_onnx)
         except Exception as err:   # exporter and onnxruntime raise their own types
             first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise RuntimeError(f"export of {run_dir} failed: {first_line}") from None
         tmp_onnx.replace(out_dir / ONNX_FILE)
-    config, env = state["config"], state["env"]
     spec = BundleSpec(
-        image_height=agent.image_size, image_width=agent.image_size, state_size=agent.state_size,
-        max_linear_speed=scale["max_linear_speed"], max_angular_speed=scale["max_angular_speed"],
-        name=name or out_dir.name,
-        training={"method": config["agent"]["method"], "env": env,
-                  "steps": int(state["step"]), "updates": int(state["updates"]), "config": config},
-        evaluation=latest_evaluation(run_dir, env),
+        image_height=policy.image_size, image_width=policy.image_size, state_size=policy.state_size,
+        max_linear_speed=policy.action_scale["max_linear_speed"],
+        max_angular_speed=policy.action_scale["max_angular_speed"],
+        name=name or out_dir.name, training=policy.training,
+        evaluation=latest_evaluation(run_dir, "embedded" if policy.training["env"] == "offline" else policy.training["env"]),
     )
     write_bundle_json(out_dir, spec)
     return spec

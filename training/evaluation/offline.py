@@ -1,0 +1,48 @@
+"""Evaluating an offline goal-conditioned policy where its configuration says: OGBench's five
+evaluation tasks (`ogbench_tasks`), or the embedded simulator's fixed-seed episodes per split
+(`episodes`, the runner every online evaluation uses)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from recore_nav.episodes import EpisodeRecord
+from training.evaluation.episodes import EvaluationSpec, evaluate
+from training.evaluation.ogbench_tasks import evaluate_tasks
+
+if TYPE_CHECKING:
+    from training.methods.wm_crl import WMCRLAgent
+    from training.offline import OfflineConfig
+
+
+class GoalReachingPolicy:
+    """An offline agent's deterministic policy on the embedded simulator: image and robot-frame goal."""
+
+    def __init__(self, agent: WMCRLAgent):
+        self.agent = agent
+
+    def reset(self, index: int) -> None:
+        pass   # memoryless
+
+    def act(self, obs: dict[str, np.ndarray], infos: list[dict[str, Any]]) -> np.ndarray:
+        rgb = torch.from_numpy(np.ascontiguousarray(obs["rgb"]))
+        goal = torch.from_numpy(np.asarray(obs["goal"], np.float32))
+        return self.agent.act(rgb, goal).cpu().numpy()
+
+
+def evaluate_offline_policy(agent: WMCRLAgent, cfg: OfflineConfig, episodes: int) -> dict[str, list[EpisodeRecord]]:
+    """Episodes per task ("task1".."task5") or per split, as `cfg.run.eval_env` says."""
+    agent.eval()
+    if cfg.run.eval_env == "embedded":
+        out = {}
+        for split in cfg.run.eval_splits:
+            spec = EvaluationSpec(split=split, episodes=episodes, workers=2, videos=0)
+            out[split] = evaluate(lambda num_envs: GoalReachingPolicy(agent), spec).episodes
+        return out
+
+    def policy(observations: np.ndarray, goals: np.ndarray) -> np.ndarray:
+        return agent.act(torch.from_numpy(observations), torch.from_numpy(goals)).cpu().numpy()
+    return {f"task{task}": records for task, records in evaluate_tasks(cfg.run.eval_env, policy, episodes).items()}

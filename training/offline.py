@@ -1,0 +1,257 @@
+"""The offline training loop: CRL or WM-CRL on a fixed dataset, evaluated as it learns.
+
+Each update draws states and goals from the dataset (`training.data.goal_sampling`: goals are
+future states of the same trajectory), and, for WM-CRL, short sequences for the world model.
+Goals are what the evaluation task gives the policy: for state datasets (OGBench pointmaze) the
+goal state itself; for the navigation datasets (the embedded simulator, robot logs) the goal
+step's position in the robot frame of the current step, (distance, cos bearing, sin bearing),
+which is how the navigation node and the simulator give goals. Every `eval_every` updates the
+deterministic policy runs OGBench's evaluation tasks or the embedded simulator's fixed episodes.
+
+Run directory: `config.yaml`, `metrics.jsonl` (kind "train": losses and throughput; kind
+"eval": success per task or split), `tb/` (TensorBoard), `checkpoint.pt` (atomic; `--resume`
+continues with the same update count, weights, optimiser and RNG states).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from recore_nav.episodes import summarize, summary_values
+from recore_nav.task import ACTION_DIM, GOAL_DIM
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.config import ConfigError, config_to_dict
+from training.data.datasets import OfflineDataset
+from training.data.goal_sampling import GoalSampler, GoalSamplingConfig
+from training.methods.crl import CRLConfig, CRLInputs
+from training.methods.wm_crl import WMCRLAgent, WorldModelConfig
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+STATE_KEYS = ("observations", "rgb")
+GOAL_KINDS = ("state", "relative_position")
+
+
+@dataclass
+class DataConfig:
+    state: str = "observations"     # what the networks see of a state: observations (vectors) or rgb
+    goal: str = "state"             # state (OGBench) or relative_position (navigation; needs robot_pose)
+    sampling: GoalSamplingConfig = field(default_factory=GoalSamplingConfig)
+
+
+@dataclass
+class OfflineRunConfig:
+    steps: int = 1_000_000          # updates (OGBench: 1M at batch 1024)
+    log_every: int = 1_000
+    eval_every: int = 100_000
+    eval_episodes: int = 50         # a task (OGBench) or a split (embedded simulator)
+    eval_env: str = "none"          # none, an OGBench env name (pointmaze-medium-navigate-v0), or embedded
+    eval_splits: tuple[str, ...] = ("train", "ood")   # embedded only
+    checkpoint_every: int = 10_000
+    seed: int = 0
+
+
+@dataclass
+class OfflineConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    run: OfflineRunConfig = field(default_factory=OfflineRunConfig)
+    agent: CRLConfig = field(default_factory=CRLConfig)
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+
+    @property
+    def method(self) -> str:
+        return "crl" if self.world_model.integration == "none" else "wm_crl"
+
+
+def validate_offline(cfg: OfflineConfig) -> OfflineConfig:
+    if cfg.data.state not in STATE_KEYS:
+        raise ConfigError(f"data.state must be one of {STATE_KEYS}, not {cfg.data.state!r}")
+    if cfg.data.goal not in GOAL_KINDS:
+        raise ConfigError(f"data.goal must be one of {GOAL_KINDS}, not {cfg.data.goal!r}")
+    if cfg.agent.precision not in ("fp32", "bf16"):
+        raise ConfigError(f"agent.precision must be fp32 or bf16, not {cfg.agent.precision!r}")
+    if cfg.data.state == "rgb" and cfg.data.goal == "state":
+        raise ConfigError("image states need data.goal=relative_position (goals are not images here)")
+    try:
+        cfg.world_model.roles(goals_are_states=cfg.data.goal == "state")
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    return cfg
+
+
+def relative_goals(poses: np.ndarray, current: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    """The goal steps' positions in the current steps' robot frames: (distance, cos, sin) [B, 3]."""
+    dx = poses[goal, 0] - poses[current, 0]
+    dy = poses[goal, 1] - poses[current, 1]
+    bearing = np.arctan2(dy, dx) - poses[current, 2]
+    distance = np.hypot(dx, dy)
+    # A goal at the robot has no bearing: ahead, as goal_in_robot_frame gives it.
+    bearing = np.where(distance > 1e-6, bearing, 0.0)
+    return np.stack([distance, np.cos(bearing), np.sin(bearing)], -1).astype(np.float32)
+
+
+class OfflineBatches:
+    """Tensors for updates, gathered from a dataset at the sampler's indices."""
+
+    def __init__(self, dataset: OfflineDataset, cfg: OfflineConfig, device: torch.device):
+        self.dataset, self.cfg, self.device = dataset, cfg, device
+        self.states = dataset.rgb if cfg.data.state == "rgb" else dataset.observations
+        if self.states is None:
+            raise ConfigError(f"{dataset.source} has no {cfg.data.state} for data.state")
+        if cfg.data.goal == "relative_position" and dataset.robot_pose is None:
+            raise ConfigError(f"{dataset.source} has no robot_pose for data.goal=relative_position")
+        self.sampler = GoalSampler(dataset.ogbench_terminals, dataset.valids, cfg.data.sampling)
+
+    @property
+    def state_shape(self) -> tuple[int, ...]:
+        return tuple(self.states.shape[1:])
+
+    @property
+    def goal_dim(self) -> int:
+        return GOAL_DIM if self.cfg.data.goal == "relative_position" else int(np.prod(self.state_shape))
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+
+    def goals(self, current: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        if self.cfg.data.goal == "relative_position":
+            return relative_goals(self.dataset.robot_pose, current, goal)
+        return self.states[goal].reshape(len(goal), -1).astype(np.float32)
+
+    def crl_inputs(self, agent: WMCRLAgent, batch_size: int, rng: np.random.Generator) -> CRLInputs:
+        batch = self.sampler.sample(batch_size, rng)
+        return agent.crl_inputs(self._tensor(self.states[batch.states]),
+                                self._tensor(self.dataset.actions[batch.states]),
+                                self._tensor(self.goals(batch.states, batch.value_goals)),
+                                self._tensor(self.goals(batch.states, batch.actor_goals)))
+
+    def sequences(self, batch_size: int, horizon: int, rng: np.random.Generator
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        steps, valid = self.sampler.sequences(batch_size, horizon, rng)
+        return (self._tensor(self.states[steps]), self._tensor(self.dataset.actions[steps[:, :-1]]),
+                self._tensor(valid))
+
+
+class OfflineTrainer:
+    """One offline run in `run_dir`; `run()` trains until `run.steps` updates or a signal."""
+
+    def __init__(self, cfg: OfflineConfig, dataset: OfflineDataset, run_dir: Path, resume: bool = False,
+                 device: str = "cpu"):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.device = torch.device(device)
+        torch.manual_seed(cfg.run.seed)
+        self.rng = np.random.default_rng(cfg.run.seed)
+        self.batches = OfflineBatches(dataset, cfg, self.device)
+        self.agent = WMCRLAgent(cfg.agent, cfg.world_model, self.batches.state_shape, self.batches.goal_dim,
+                                ACTION_DIM, goals_are_states=cfg.data.goal == "state").to(self.device)
+        self.step = 0
+        self.dataset_source = dataset.source
+        if resume:
+            self._restore()
+        else:
+            (self.run_dir / METRICS_FILE).unlink(missing_ok=True)
+        (self.run_dir / CONFIG_FILE).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+        self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step if resume else None)
+        self.stop_requested = False
+        self.last_eval: dict[str, float] = {}
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {"step": self.step, "method": self.cfg.method, "config": config_to_dict(self.cfg),
+                "dataset": str(self.dataset_source), "state_shape": list(self.batches.state_shape),
+                "goal_dim": self.batches.goal_dim, "agent": self.agent.state_dict(),
+                "optimizers": self.agent.optimizer_state_dict(), "torch_rng": torch.get_rng_state(),
+                "numpy_rng": self.rng.bit_generator.state}
+
+    def save(self) -> None:
+        save_checkpoint(self.run_dir, self.state())
+
+    def _restore(self) -> None:
+        state = load_checkpoint(self.run_dir)
+        self.agent.load_state_dict(state["agent"])
+        self.agent.load_optimizer_state_dict(state["optimizers"])
+        torch.set_rng_state(state["torch_rng"])
+        self.rng.bit_generator.state = state["numpy_rng"]
+        self.step = int(state["step"])
+        path = self.run_dir / METRICS_FILE
+        if path.is_file():   # records after the checkpoint belong to the lost part of the run
+            kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= self.step]
+            path.write_text("".join(line + "\n" for line in kept))
+
+    def write_metrics(self, record: dict[str, Any]) -> None:
+        record = {"step": self.step, "time": time.time(), **record}
+        with open(self.run_dir / METRICS_FILE, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        for key, value in record.items():
+            if key not in ("step", "time", "kind") and isinstance(value, (int, float)) and math.isfinite(value):
+                self.writer.add_scalar(key if "/" in key else f"{record.get('kind', 'train')}/{key}", value, self.step)
+
+    # -- the loop -----------------------------------------------------------------------------
+    def update(self) -> dict[str, float]:
+        cfg = self.cfg
+        sequences = (self.batches.sequences(cfg.agent.batch_size, cfg.world_model.horizon, self.rng)
+                     if self.agent.world_model is not None else None)
+        info = self.agent.update(sequences, lambda: self.batches.crl_inputs(self.agent, cfg.agent.batch_size, self.rng))
+        self.step += 1
+        return {k: float(v) for k, v in info.items()}
+
+    def run(self) -> None:
+        from tqdm import tqdm
+
+        run = self.cfg.run
+        progress = tqdm(total=run.steps, initial=self.step, unit="update", dynamic_ncols=True, disable=None,
+                        desc=self.cfg.method)
+        sums: dict[str, float] = {}
+        count, last_time, last_step = 0, time.time(), self.step
+        try:
+            while self.step < run.steps and not self.stop_requested:
+                for key, value in self.update().items():
+                    sums[key] = sums.get(key, 0.0) + value
+                count += 1
+                progress.update(1)
+                if self.step % run.log_every == 0:
+                    now = time.time()
+                    rate = (self.step - last_step) / max(now - last_time, 1e-9)
+                    self.write_metrics({"kind": "train", "updates_per_s": rate,
+                                        **{k: v / count for k, v in sums.items()}})
+                    progress.set_postfix(ups=f"{rate:.1f}", **{k.split("/")[-1]: f"{v:.2f}" for k, v in self.last_eval.items()})
+                    sums, count, last_time, last_step = {}, 0, now, self.step
+                if run.eval_env != "none" and self.step % run.eval_every == 0:
+                    self.evaluate()
+                if self.step % run.checkpoint_every == 0:
+                    self.save()
+            if not self.stop_requested and run.eval_env != "none" and self.step % run.eval_every != 0:
+                self.evaluate()
+        finally:
+            progress.close()
+            self.save()
+            self.writer.flush()
+        print(f"{'stopped' if self.stop_requested else 'finished'} at update {self.step}; checkpoint in {self.run_dir}",
+              flush=True)
+
+    def evaluate(self) -> dict[str, float]:
+        """The deterministic policy on the evaluation tasks; success per task (or split) and overall."""
+        from training.evaluation.offline import evaluate_offline_policy
+
+        results = evaluate_offline_policy(self.agent, self.cfg, self.cfg.run.eval_episodes)
+        self.agent.train()
+        for name, episodes in [*results.items(), ("all", [e for part in results.values() for e in part])]:
+            # OGBench's tasks have no SPL: leave out what was not measured.
+            values = {k: v for k, v in summary_values(summarize(episodes)).items() if math.isfinite(v)}
+            self.write_metrics({"kind": "eval", "task": name, **values})
+        overall = values
+        self.last_eval = {"eval/success": overall["success_rate"]}
+        self.writer.flush()
+        return self.last_eval
