@@ -9,8 +9,9 @@ which is how the navigation node and the simulator give goals. Every `eval_every
 deterministic policy runs OGBench's evaluation tasks or the embedded simulator's fixed episodes.
 
 Run directory: `config.yaml`, `metrics.jsonl` (kind "train": losses and throughput; kind
-"eval": success per task or split), `tb/` (TensorBoard), `checkpoint.pt` (atomic; `--resume`
-continues with the same update count, weights, optimiser and RNG states).
+"eval": success per task or split), `eval_episodes.json` (every episode of the latest
+evaluation), `tb/` (TensorBoard), `checkpoint.pt` (atomic; `--resume` continues with the same
+update count, weights, optimiser and RNG states).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from training.methods.wm_crl import WMCRLAgent, WorldModelConfig
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
+EVAL_EPISODES_FILE = "eval_episodes.json"
 STATE_KEYS = ("observations", "rgb")
 GOAL_KINDS = ("state", "relative_position")
 
@@ -247,6 +249,9 @@ class OfflineTrainer:
 
         results = evaluate_offline_policy(self.agent, self.cfg, self.cfg.run.eval_episodes)
         self.agent.train()
+        # Every episode of the latest evaluation, for tables that pair runs episode by episode.
+        (self.run_dir / EVAL_EPISODES_FILE).write_text(json.dumps(
+            {"step": self.step, "episodes": {name: [asdict(e) for e in episodes] for name, episodes in results.items()}}))
         for name, episodes in [*results.items(), ("all", [e for part in results.values() for e in part])]:
             # OGBench's tasks have no SPL: leave out what was not measured.
             values = {k: v for k, v in summary_values(summarize(episodes)).items() if math.isfinite(v)}

@@ -54,5 +54,6 @@ def run_task(env_name: str, task_id: int, policy: GoalPolicy, episodes: int, see
 
 def evaluate_tasks(env_name: str, policy: GoalPolicy, episodes_per_task: int = 50,
                    tasks: tuple[int, ...] = TASKS) -> dict[int, list[EpisodeRecord]]:
-    """Every evaluation task's episodes (OGBench: 50 a task)."""
-    return {task: run_task(env_name, task, policy, episodes_per_task) for task in tasks}
+    """Every evaluation task's episodes (OGBench: 50 a task). Task k's episode i has seed
+    1000 k + i, so every episode of an evaluation has its own seed (to pair runs episode by episode)."""
+    return {task: run_task(env_name, task, policy, episodes_per_task, seed=1000 * task) for task in tasks}

@@ -1,0 +1,184 @@
+"""Offline CRL and WM-CRL: goal sampling, the world model's target schedule, what each
+integration strategy feeds the networks, short runs whose losses fall, resume, and export to a
+policy bundle the robot's runtime runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from recore_nav.policy import PolicyRuntime
+from training.data.datasets import OfflineDataset, save_dataset
+from training.data.goal_sampling import GoalSampler, GoalSamplingConfig
+from training.export_onnx import export_bundle
+from training.methods.crl import CRLConfig
+from training.methods.wm_crl import LatentModel, WMCRLAgent, WorldModelConfig
+from training.offline import relative_goals
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TINY = ["agent.batch_size=64", "agent.hidden=[64,64]", "agent.latent_dim=32", "agent.cnn_depth=8",
+        "world_model.cnn_depth=8", "world_model.embed_dim=32", "world_model.sa_dim=32", "world_model.hidden=[64]"]
+
+torch.set_num_threads(1)
+
+
+def trajectories(lengths: list[int], rng: np.random.Generator, image_size: int = 0) -> dict[str, np.ndarray]:
+    """Random-walk trajectories back to back: xy observations, poses, actions, terminals."""
+    n = sum(lengths)
+    actions = rng.uniform(-1, 1, (n, 2)).astype(np.float32)
+    terminals = np.zeros(n, np.float32)
+    terminals[np.cumsum(lengths) - 1] = 1.0
+    poses = np.zeros((n, 3), np.float32)
+    for i in range(1, n):
+        if terminals[i - 1]:
+            continue
+        yaw = poses[i - 1, 2] + 0.15 * actions[i - 1, 1]
+        poses[i] = (poses[i - 1, 0] + 0.05 * actions[i - 1, 0] * np.cos(yaw),
+                    poses[i - 1, 1] + 0.05 * actions[i - 1, 0] * np.sin(yaw), yaw)
+    arrays = {"observations": poses[:, :2].copy(), "actions": actions, "terminals": terminals, "robot_pose": poses}
+    if image_size:
+        arrays["rgb"] = rng.integers(0, 256, (n, image_size, image_size, 3), dtype=np.uint8)
+    return arrays
+
+
+def test_geometric_goals_follow_their_distribution_within_the_trajectory() -> None:
+    dataset = OfflineDataset.from_arrays(trajectories([4000, 50], np.random.default_rng(0)))
+    sampler = GoalSampler(dataset.ogbench_terminals, dataset.valids, GoalSamplingConfig(discount=0.9))
+    rng = np.random.default_rng(1)
+    states = np.full(20000, 100)          # far from the first trajectory's end: offsets are not capped
+    offsets = sampler.goals(states, 0.0, 1.0, geometric=True, rng=rng) - states
+    # Geometric with p = 0.1 on 1, 2, ...: P(k) = 0.9^(k-1) 0.1, mean 10.
+    assert offsets.min() >= 1 and abs(offsets.mean() - 10.0) < 0.3
+    for k in (1, 2, 5):
+        assert abs(np.mean(offsets == k) - 0.9 ** (k - 1) * 0.1) < 0.01
+    # Near its end a trajectory caps the goal at its last goal-able step, never the next trajectory.
+    near_end = np.full(5000, 3990)
+    goals = sampler.goals(near_end, 0.0, 1.0, geometric=True, rng=rng)
+    assert goals.max() == 3998 and goals.min() >= 3991
+    uniform = sampler.goals(near_end, 0.0, 1.0, geometric=False, rng=rng)
+    assert uniform.min() >= 3991 and uniform.max() <= 3998
+    batch = sampler.sample(512, rng)
+    assert dataset.valids[batch.states].all() and (batch.value_goals > batch.states).all()
+
+
+def test_target_encoder_copies_on_schedule_and_only_then() -> None:
+    model = LatentModel(WorldModelConfig(embed_dim=8, sa_dim=8, hidden=(16,), target_every=3), (2,), 2)
+    states = torch.randn(5, 2)
+
+    def same() -> bool:
+        return torch.allclose(model.target_z_s(states), model.z_s(states))
+
+    assert model.update_target() and same()                    # update 0: copied
+    for update in (1, 2):
+        with torch.no_grad():
+            model.state_head[0].weight.add_(0.5)
+        assert not model.update_target() and not same(), update
+    assert model.update_target() and same()                    # update 3: copied again
+
+
+@pytest.mark.parametrize("integration, goals_are_states, fed", [
+    ("none", True, set()), ("critic", True, {"critic"}), ("actor", True, {"actor"}), ("goal", True, {"goal"}),
+    ("all", True, {"critic", "actor", "goal"}), ("all", False, {"critic", "actor"})])
+def test_integration_switches_change_what_the_networks_see(integration, goals_are_states, fed) -> None:
+    torch.manual_seed(0)
+    crl = CRLConfig(hidden=(16,), latent_dim=8)
+    wm = WorldModelConfig(integration=integration, embed_dim=6, sa_dim=5, hidden=(16,))
+    goal_dim = 2 if goals_are_states else 3
+    agent = WMCRLAgent(crl, wm, (2,), goal_dim, 2, goals_are_states)
+    phi_in = agent.crl.critic.phi[0][0].in_features
+    psi_in = agent.crl.critic.psi[0][0].in_features
+    actor_in = agent.crl.actor[0].in_features
+    assert phi_in == 2 + 2 + (5 if "critic" in fed else 0)
+    assert psi_in == goal_dim + (6 if "goal" in fed else 0)
+    assert actor_in == 2 + goal_dim + (6 if "actor" in fed else 0) + (6 if "goal" in fed else 0)
+    inputs = agent.crl_inputs(torch.randn(4, 2), torch.rand(4, 2), torch.randn(4, goal_dim), torch.randn(4, goal_dim))
+    assert (inputs.critic_embed is not None) == ("critic" in fed)
+    assert (inputs.actor_embed is not None) == ("actor" in fed)
+    assert (inputs.value_goal_embed is not None) == ("goal" in fed)
+    if fed & {"actor", "goal"}:        # the world model's weights reach the actor's output, and only then
+        states, goals = torch.randn(4, 2), torch.randn(4, goal_dim)
+        before = agent.act(states, goals)
+        with torch.no_grad():
+            agent.world_model.state_head[0].weight.mul_(3.0)
+        assert not torch.allclose(before, agent.act(states, goals))
+
+
+def test_goal_integration_needs_goals_that_are_states() -> None:
+    with pytest.raises(ValueError, match="goals that are states"):
+        WMCRLAgent(CRLConfig(hidden=(8,), latent_dim=4), WorldModelConfig(integration="goal"), (2,), 3, 2, False)
+
+
+def test_relative_goals_are_in_the_current_robot_frame() -> None:
+    poses = np.array([[0.0, 0.0, np.pi / 2], [0.0, 2.0, 0.0], [1.0, 0.0, 0.0]], np.float32)
+    goal = relative_goals(poses, np.array([0, 0]), np.array([1, 2]))
+    np.testing.assert_allclose(goal[0], [2.0, 1.0, 0.0], atol=1e-6)      # straight ahead
+    np.testing.assert_allclose(goal[1], [1.0, 0.0, -1.0], atol=1e-6)     # to the right
+
+
+def _train(tmp_path: Path, recipe: str, dataset: Path, run: str, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "training/train_offline.py", "--config", f"config/train/{recipe}.yaml",
+                           "--dataset", str(dataset), "--run-dir", str(tmp_path / run), "--threads", "1",
+                           *[a for item in TINY + list(extra) for a in ("--set", item)]],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+
+
+def _records(run_dir: Path, kind: str = "train") -> list[dict]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == kind]
+
+
+def test_short_state_runs_learn_and_resume(tmp_path: Path) -> None:
+    dataset = tmp_path / "walk.npz"
+    save_dataset(dataset, {k: v for k, v in trajectories([300] * 8, np.random.default_rng(0)).items() if k != "robot_pose"})
+    result = _train(tmp_path, "wm_crl_pointmaze", dataset, "wm", "run.steps=240", "run.log_every=40",
+                    "run.eval_env=none", "run.checkpoint_every=120", "world_model.warmup=40")
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = _records(tmp_path / "wm")
+    wm_losses = [r["world_model/loss"] for r in records]
+    critic = [r["critic/contrastive_loss"] for r in records if "critic/contrastive_loss" in r]
+    assert wm_losses[-1] < 0.7 * wm_losses[0], wm_losses
+    assert "critic/contrastive_loss" not in records[0]          # the actor-critic waits for the warm-up
+    assert critic[-1] < critic[0], critic
+    resumed = _train(tmp_path, "wm_crl_pointmaze", dataset, "wm", "run.steps=280")   # --config is refused on a run
+    assert resumed.returncode == 2 and "already holds a run" in resumed.stderr
+    result = subprocess.run([sys.executable, "training/train_offline.py", "--dataset", str(dataset), "--run-dir",
+                             str(tmp_path / "wm"), "--resume", "--set", "run.steps=280", "--threads", "1"],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    steps = [r["step"] for r in _records(tmp_path / "wm")]
+    assert steps == sorted(steps) and steps[-1] == 280 and steps.count(240) == 1
+
+
+def test_malformed_dataset_is_refused_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, observations=np.zeros((5, 2), np.float32), actions=np.zeros((4, 2), np.float32),
+             terminals=np.zeros(5, np.float32))
+    result = _train(tmp_path, "crl_pointmaze", bad, "bad")
+    assert result.returncode == 2 and result.stderr.startswith("error:") and result.stderr.count("\n") == 1
+
+
+def test_image_run_exports_a_bundle_the_runtime_runs(tmp_path: Path) -> None:
+    dataset = tmp_path / "images.npz"
+    save_dataset(dataset, trajectories([40] * 4, np.random.default_rng(2), image_size=64))
+    result = _train(tmp_path, "wm_crl_embedded", dataset, "emb", "run.steps=20", "run.log_every=10",
+                    "run.eval_env=none", "world_model.warmup=5", "agent.batch_size=16")
+    assert result.returncode == 0, result.stderr[-3000:]
+    spec = export_bundle(tmp_path / "emb", tmp_path / "bundle")
+    assert spec.state_size == 1 and spec.training["method"] == "wm_crl"
+    runtime = PolicyRuntime(tmp_path / "bundle", providers="cpu")
+    rng = np.random.default_rng(0)
+    actions = [runtime.step(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), np.array([2.0, 0.6, 0.8], np.float32))
+               for _ in range(3)]
+    assert all(a.shape == (2,) and np.all(np.abs(a) <= 1) for a in actions)
+    # A state-based run is no bundle: refused with its reason.
+    state_data = tmp_path / "walk.npz"
+    save_dataset(state_data, trajectories([50] * 3, np.random.default_rng(3)))
+    assert _train(tmp_path, "crl_pointmaze", state_data, "state", "run.steps=2", "run.eval_env=none").returncode == 0
+    with pytest.raises(RuntimeError, match="a policy bundle takes square rgb images"):
+        export_bundle(tmp_path / "state", tmp_path / "no_bundle")
