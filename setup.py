@@ -20,7 +20,7 @@ SIMULATOR = ["mujoco>=3.2", "gymnasium>=1.0", "scipy>=1.10", "imageio>=2.30", "i
 # PyTorch stays pinned: an unpinned requirement pulls gigabytes of CUDA wheels on CPU machines.
 TRAINING = SIMULATOR + [
     "torch==2.13.0", "onnx>=1.16", "onnxscript>=0.1", "tensorboard>=2.15", "tqdm>=4.60",
-    "matplotlib>=3.7", "rosbags>=0.10",
+    "matplotlib>=3.7", "rosbags>=0.10", "ogbench>=1.2",
 ]
 
 
@@ -53,7 +53,7 @@ setup(
     extras_require={
         "cpu": ["onnxruntime>=1.17"],
         "gpu": ["onnxruntime-gpu>=1.17"],
-        "ros": ROS_WHEELS,
+        "ros": ROS_WHEELS + ["rosbags>=0.10"],   # rosbags: recore-nav-record writes MCAP bags without rosbag2
         "sim": SIMULATOR,
         "train": TRAINING,
         "test": ["pytest>=7"],
@@ -69,6 +69,7 @@ setup(
             "sim_bridge_node = recore_nav.sim.bridge_node:main",
             "recore-nav-sim = recore_nav.launcher:sim_main",
             "recore-nav-robot = recore_nav.launcher:robot_main",
+            "recore-nav-record = recore_nav.recorder:main",
         ],
     },
 )

@@ -9,6 +9,7 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -28,4 +29,11 @@ def generate_launch_description() -> LaunchDescription:
         Node(package="recore_nav", executable="navigation_node", name="navigation_node", output="screen",
              parameters=[LaunchConfiguration("params_file"), {"model_dir": LaunchConfiguration("model_dir")}],
              remappings=[(topic, LaunchConfiguration(arg)) for topic, arg in TOPICS.items()]),
+        # record:=true: recore-nav-record writes camera, odometry, cmd_vel and goals to a bag in bag_dir.
+        DeclareLaunchArgument("record", default_value="false", description="true: record the topics to a bag"),
+        DeclareLaunchArgument("bag_dir", default_value=".", description="where record:=true writes its bag"),
+        Node(package="recore_nav", executable="recore-nav-record", name="recorder", output="screen",
+             parameters=[{"output_dir": LaunchConfiguration("bag_dir")}],
+             remappings=[(topic, LaunchConfiguration(arg)) for topic, arg in TOPICS.items()],
+             condition=IfCondition(LaunchConfiguration("record"))),
     ])

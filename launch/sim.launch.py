@@ -9,6 +9,7 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -26,4 +27,10 @@ def generate_launch_description() -> LaunchDescription:
                                   "episodes": LaunchConfiguration("episodes")}]),
         Node(package="recore_nav", executable="navigation_node", name="navigation_node", output="screen",
              parameters=[params, {"model_dir": LaunchConfiguration("model_dir")}]),
+        # record:=true: recore-nav-record writes camera, odometry, cmd_vel and goals to a bag in bag_dir.
+        DeclareLaunchArgument("record", default_value="false", description="true: record the topics to a bag"),
+        DeclareLaunchArgument("bag_dir", default_value=".", description="where record:=true writes its bag"),
+        Node(package="recore_nav", executable="recore-nav-record", name="recorder", output="screen",
+             parameters=[{"output_dir": LaunchConfiguration("bag_dir")}],
+             condition=IfCondition(LaunchConfiguration("record"))),
     ])
