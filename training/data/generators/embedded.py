@@ -25,7 +25,7 @@ from tqdm import tqdm
 from recore_nav.sim.env import TaskConfig
 from recore_nav.sim.factory import make_env
 from training.data.datasets import DatasetBuilder
-from training.data.generators import Generated, noisy
+from training.data.generators import Generated, dataset_size, noisy
 from training.evaluation.episodes import EVAL_SEED_BASE
 
 # dataset type -> (episodes, stored steps per episode at most, action noise)
@@ -90,14 +90,7 @@ def generate(dataset_type: str, episodes: int | None = None, steps: int | None =
 
     Refuses (ValueError) before simulating anything when the images could exceed `max_gb`.
     """
-    if dataset_type not in DEFAULTS:
-        raise ValueError(f"unknown dataset type {dataset_type!r}; expected one of {tuple(DEFAULTS)}")
-    default_episodes, default_steps, default_noise = DEFAULTS[dataset_type]
-    episodes = default_episodes if episodes is None else episodes
-    steps = default_steps if steps is None else steps
-    noise = default_noise if noise is None else noise
-    if episodes < 1 or steps < 2:
-        raise ValueError(f"need at least 1 episode of 2 steps, got {episodes} of {steps}")
+    episodes, steps, noise = dataset_size(DEFAULTS, dataset_type, episodes, steps, noise)
     if seed < 0 or seed + episodes > EVAL_SEED_BASE:
         raise ValueError(f"seeds {seed}..{seed + episodes - 1} reach the evaluation seeds from {EVAL_SEED_BASE:,}")
     check_memory(episodes, steps, image_size, depth, max_gb)

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from recore_nav.geometry import goal_in_robot_frame
 from training.data.datasets import DatasetBuilder
-from training.data.generators import Generated, noisy
+from training.data.generators import Generated, dataset_size, noisy
 
 MAZES = ("medium", "large")
 # dataset type -> (episodes, steps per episode, action noise): OGBench's data_gen_scripts/commands.sh
@@ -90,14 +90,7 @@ class OracleDirection:
 def generate(dataset_type: str, maze: str = "medium", episodes: int | None = None, steps: int | None = None,
              seed: int = 0, noise: float | None = None, progress: bool = True) -> Generated:
     """A pointmaze dataset of `dataset_type`; None takes OGBench's size and noise for that type."""
-    if dataset_type not in DEFAULTS:
-        raise ValueError(f"unknown dataset type {dataset_type!r}; expected one of {tuple(DEFAULTS)}")
-    default_episodes, default_steps, default_noise = DEFAULTS[dataset_type]
-    episodes = default_episodes if episodes is None else episodes
-    steps = default_steps if steps is None else steps
-    noise = default_noise if noise is None else noise
-    if episodes < 1 or steps < 2:
-        raise ValueError(f"need at least 1 episode of 2 steps, got {episodes} of {steps}")
+    episodes, steps, noise = dataset_size(DEFAULTS, dataset_type, episodes, steps, noise)
 
     env = make_pointmaze(maze, steps)
     maze_env = env.unwrapped
