@@ -182,7 +182,9 @@ def test_embedded_generators_make_valid_image_datasets(dataset_type):
     assert dataset.depth.dtype == np.float16 and float(dataset.depth.max()) <= 10.0
     np.testing.assert_array_equal(dataset.observations, dataset.robot_pose)
     assert np.all(np.isnan(dataset.goal)) == (dataset_type == "explore")
-    if dataset_type != "explore":
+    if dataset_type == "explore":    # goal-agnostic: no episode ends early at the environment's goal
+        np.testing.assert_array_equal(dataset.ends - dataset.starts + 1, [30, 30])
+    else:
         assert np.all(np.isfinite(dataset.goal))
         assert np.all(dataset.goal[:, 0] <= (10.5 if dataset_type == "navigate" else 3.5))
 

@@ -6,7 +6,8 @@
 - `stitch`: short noisy-expert fragments toward goals 1-3 m away (geodesic), several fragments
   per layout, so that longer routes exist only as fragments put together;
 - `explore`: goal-agnostic driving: a random (forward speed, turn) held for 10 steps, and on a
-  collision a bounce (back up while turning for a few steps); `goal` is NaN throughout.
+  collision a bounce (back up while turning for a few steps); `goal` is NaN throughout, and
+  episodes run their full length (the environment's goal never ends one).
 
 Stored per step: `observations` = `robot_pose` = (x, y, yaw) float32, `rgb` uint8, `goal` (the
 episode's goal in the robot frame), `actions` (the command executed), and `depth` float16 where
@@ -33,6 +34,7 @@ DEFAULTS = {"navigate": (500, 501, 0.5), "stitch": (2000, 101, 0.5), "explore": 
 STITCH_GOAL_DISTANCE = (1.0, 3.0)   # m, geodesic
 STITCH_FRAGMENTS_PER_LAYOUT = 10
 EXPLORE_HOLD_STEPS = 10
+EXPLORE_SUCCESS_RADIUS = 1e-9        # m: explore episodes never end at the (unused) goal
 BOUNCE_STEPS = 5                    # after a collision: back up and turn this many steps
 BOUNCE_COMMAND = (-0.6, 1.0)        # (linear, |angular|) of a bounce; the turn's side is random
 
@@ -99,6 +101,9 @@ def generate(dataset_type: str, episodes: int | None = None, steps: int | None =
     if dataset_type == "stitch":
         task_config = TaskConfig(min_goal_distance=STITCH_GOAL_DISTANCE[0], max_goal_distance=STITCH_GOAL_DISTANCE[1],
                                  episodes_per_layout=STITCH_FRAGMENTS_PER_LAYOUT)
+    elif dataset_type == "explore":
+        # The environment still draws a goal; a radius no robot meets keeps it from ending the episode.
+        task_config = TaskConfig(success_radius=EXPLORE_SUCCESS_RADIUS)
     # The environment's own limit leaves room for the final state: at most `steps` stored steps.
     env = make_env("embedded", split=split, image_size=image_size, seed=seed, max_steps=steps - 1,
                    **({"task_config": task_config} if task_config else {}))
