@@ -34,7 +34,7 @@ DEFAULTS = {"navigate": (500, 501, 0.5), "stitch": (2000, 101, 0.5), "explore": 
 STITCH_GOAL_DISTANCE = (1.0, 3.0)   # m, geodesic
 STITCH_FRAGMENTS_PER_LAYOUT = 10
 EXPLORE_HOLD_STEPS = 10
-EXPLORE_SUCCESS_RADIUS = 1e-9        # m: explore episodes never end at the (unused) goal
+EXPLORE_SUCCESS_RADIUS = 1e-9       # m: explore episodes never end at the (unused) goal
 BOUNCE_STEPS = 5                    # after a collision: back up and turn this many steps
 BOUNCE_COMMAND = (-0.6, 1.0)        # (linear, |angular|) of a bounce; the turn's side is random
 
