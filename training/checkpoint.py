@@ -10,8 +10,10 @@ steps since its last checkpoint.
 from __future__ import annotations
 
 import os
+import signal
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -65,3 +67,18 @@ def load_replay(run_dir: Path, state: dict[str, Any]) -> EpisodeReplay | None:
     if name is None:
         return None
     return EpisodeReplay.load(Path(run_dir) / name)
+
+
+class Stoppable(Protocol):
+    stop_requested: bool
+
+
+def stop_on_signals(trainer: Stoppable) -> None:
+    """SIGINT/SIGTERM ask `trainer` to stop after saving a checkpoint; a second signal stops at once."""
+    def request_stop(signum, frame):
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+        print(f"\nsignal {signum}: saving a checkpoint and stopping", file=sys.stderr, flush=True)
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -23,7 +22,7 @@ if __package__ in (None, ""):   # run as `python training/train_igibson.py`: imp
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recore_nav.sim.factory import ENV_KINDS, check_env_available
-from training.checkpoint import has_checkpoint
+from training.checkpoint import has_checkpoint, stop_on_signals
 from training.config import ConfigError, load_config
 from training.kernels.cpu_tuning import configure_cpu
 from training.trainer import CONFIG_FILE, Trainer
@@ -86,13 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     print(configure_cpu(args.threads))
     trainer = Trainer(cfg, args.run_dir, args.env, resume=args.resume, reset_actor=args.reset_actor)
 
-    def request_stop(signum, frame):
-        if trainer.stop_requested:   # a second signal: stop now
-            raise KeyboardInterrupt
-        trainer.stop_requested = True
-        print(f"\nsignal {signum}: saving a checkpoint and stopping", file=sys.stderr, flush=True)
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    stop_on_signals(trainer)
     trainer.run()
     return 0
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from pathlib import Path
 
 if __package__ in (None, ""):   # run as `python training/train_offline.py`: import `training.` from the repo
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.checkpoint import has_checkpoint
+from training.checkpoint import has_checkpoint, stop_on_signals
 from training.config import ConfigError, build_config, load_tree
 from training.data.datasets import DatasetError, describe, load_dataset
 from training.kernels.cpu_tuning import configure_cpu
@@ -69,13 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    def request_stop(signum, frame):
-        if trainer.stop_requested:
-            raise KeyboardInterrupt
-        trainer.stop_requested = True
-        print(f"\nsignal {signum}: saving a checkpoint and stopping", file=sys.stderr, flush=True)
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    stop_on_signals(trainer)
     trainer.run()
     return 0
 

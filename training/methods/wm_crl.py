@@ -97,7 +97,10 @@ class LatentModel(nn.Module):
         error = torch.stack(errors, 1)                                           # [B, H]
         mask = valid.float()
         loss = (error * mask).sum() / mask.sum().clamp(min=1.0)
-        return loss, {"loss": loss.detach(), "first_step_error": error[:, 0].detach().mean(),
+        # Spread of the state embeddings over the batch: near 0 would mean the encoder collapsed
+        # to one embedding for every state (which predicts itself perfectly).
+        return loss, {"loss": loss.detach(), "embed_std": targets[:, 0].std(0).mean(),
+                      "first_step_error": error[:, 0].detach().mean(),
                       "last_step_error": (error[:, -1] * mask[:, -1]).sum().detach() / mask[:, -1].sum().clamp(min=1)}
 
     def update_target(self) -> bool:
