@@ -1,7 +1,8 @@
 """The navigation node alone, for a real robot: `ros2 launch recore_nav robot.launch.py`.
 
 Topic names are launch arguments, remapped onto the node's defaults (camera/image_raw, odom,
-goal_pose, cmd_vel). Without `launch` (pip-only machines) use `recore-nav-robot`.
+goal_pose, cmd_vel, navigation_status, and the collision monitor's camera/depth or scan).
+Without `launch` (pip-only machines) use `recore-nav-robot`.
 """
 
 import os
@@ -14,7 +15,8 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 TOPICS = {"camera/image_raw": "image_topic", "odom": "odom_topic", "goal_pose": "goal_topic",
-          "cmd_vel": "cmd_vel_topic", "navigation_status": "status_topic"}
+          "cmd_vel": "cmd_vel_topic", "navigation_status": "status_topic",
+          "camera/depth": "depth_topic", "scan": "scan_topic"}
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -1,7 +1,8 @@
 """The embedded simulator's bridge and the navigation node: `ros2 launch recore_nav sim.launch.py`.
 
-Arguments: split (train|ood|sim2real), episodes (0 = forever), model_dir (policy bundle).
-Without `launch` (pip-only machines) the same nodes start with `recore-nav-sim`.
+Arguments: split (train|ood|sim2real), episodes (0 = forever), model_dir (policy bundle),
+collision_monitor (true: the navigation node checks every command against the bridge's
+camera/depth). Without `launch` (pip-only machines) the same nodes start with `recore-nav-sim`.
 """
 
 import os
@@ -22,11 +23,14 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("split", default_value="train", description="train, ood or sim2real"),
         DeclareLaunchArgument("episodes", default_value="0", description="episodes to run; 0 = forever"),
         DeclareLaunchArgument("model_dir", default_value=model_dir, description="policy bundle directory"),
+        DeclareLaunchArgument("collision_monitor", default_value="true",
+                              description="check every command against camera/depth (true or false)"),
         Node(package="recore_nav", executable="sim_bridge_node", name="sim_bridge", output="screen",
              parameters=[params, {"split": LaunchConfiguration("split"),
                                   "episodes": LaunchConfiguration("episodes")}]),
         Node(package="recore_nav", executable="navigation_node", name="navigation_node", output="screen",
-             parameters=[params, {"model_dir": LaunchConfiguration("model_dir")}]),
+             parameters=[params, {"model_dir": LaunchConfiguration("model_dir"),
+                                  "collision_monitor": LaunchConfiguration("collision_monitor")}]),
         # record:=true: recore-nav-record writes camera, odometry, cmd_vel and goals to a bag in bag_dir.
         DeclareLaunchArgument("record", default_value="false", description="true: record the topics to a bag"),
         DeclareLaunchArgument("bag_dir", default_value=".", description="where record:=true writes its bag"),

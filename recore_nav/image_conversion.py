@@ -43,15 +43,21 @@ def check_image_msg(msg: Any) -> int:
         raise ImageConversionError(f"unsupported encoding {msg.encoding!r} "
                                    f"(accepted: {', '.join(ENCODINGS)})")
     channels = ENCODINGS[msg.encoding][0]
+    check_image_layout(msg, channels)
+    return channels
+
+
+def check_image_layout(msg: Any, channels: int, bytes_per_channel: int = 1) -> None:
+    """Raise ImageConversionError unless sizes, row step and buffer length agree (any encoding)."""
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
         raise ImageConversionError(f"empty image {width}x{height}")
-    if step < width * channels:
-        raise ImageConversionError(f"row step {step} is smaller than width {width} x {channels} channels")
+    if step < width * channels * bytes_per_channel:
+        size = "" if bytes_per_channel == 1 else f" of {bytes_per_channel} bytes"
+        raise ImageConversionError(f"row step {step} is smaller than width {width} x {channels} channels{size}")
     if len(msg.data) != step * height:
         raise ImageConversionError(f"buffer has {len(msg.data)} bytes, {msg.encoding} {width}x{height} "
                                    f"with step {step} needs {step * height}")
-    return channels
 
 
 def image_msg_to_rgb(msg: Any) -> np.ndarray:

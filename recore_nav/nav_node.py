@@ -1,14 +1,17 @@
 """The navigation node: camera + odometry + goal in, velocity commands out, with a learned policy.
 
-A thin ROS 2 shell around `NavigationController` (the decisions) and `PolicyRuntime` (the
-policy). Callbacks only store the newest message; one timer at the control rate converts the
-newest image, asks the controller for a command and publishes it, so a fast camera never builds
-a queue and every command comes from the freshest inputs.
+A thin ROS 2 shell around `NavigationController` (the decisions), `CollisionMonitor` (the last
+word on every command) and `PolicyRuntime` (the policy). Callbacks only store the newest message;
+one timer at the control rate converts the newest image and safety input, asks the controller for
+a command and publishes it, so a fast camera never builds a queue and every command comes from
+the freshest inputs.
 
   subscribes  camera/image_raw (sensor_msgs/Image, best effort, depth 1), odom (nav_msgs/Odometry),
-              goal_pose (geometry_msgs/PoseStamped, in the odometry frame)
+              goal_pose (geometry_msgs/PoseStamped, in the odometry frame), and with the collision
+              monitor camera/depth (sensor_msgs/Image 32FC1 or 16UC1) or scan (sensor_msgs/LaserScan)
   publishes   cmd_vel (geometry_msgs/Twist, every control period), navigation_status
-              (std_msgs/String on change, latched: idle | navigating | reached | stopped: <reason>)
+              (std_msgs/String on change, latched: idle | navigating | slowed: <reason> | reached |
+              stopped: <reason>)
 
 Topic names are fixed and relative; remap them for a robot (`-r cmd_vel:=/base/cmd_vel`).
 Run: python -m recore_nav.nav_node --ros-args --params-file config/robot.yaml
@@ -31,39 +34,24 @@ from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, LaserScan
 from std_msgs.msg import String
 
-from recore_nav import task
 from recore_nav.bundle import BundleError
-from recore_nav.geometry import yaw_from_quaternion
+from recore_nav.collision_monitor import (SLOWED, CollisionMonitor, SafetyInputError, depth_image_metres,
+                                          depth_obstacles, scan_obstacles, scan_ranges)
 from recore_nav.image_conversion import ImageConversionError, image_msg_to_policy_rgb
-from recore_nav.navigation_controller import STOPPED, ControllerConfig, NavigationController
-from recore_nav.policy import PROVIDER_CHOICES, PolicyRuntime
+from recore_nav.navigation_controller import STOPPED, NavigationController, OdometryReading, status_cause
+from recore_nav.node_parameters import (NODE_NAME, PARAMETERS, check_parameters, controller_config, depth_camera,
+                                        monitor_config, scanner_pose)
+from recore_nav.policy import PolicyRuntime
 from recore_nav.resources import default_model_dir
-from recore_nav.ros_interface import (CMD_VEL_QOS, CMD_VEL_TOPIC, GOAL_QOS, GOAL_TOPIC, IMAGE_QOS, IMAGE_TOPIC,
-                                      ODOM_QOS, ODOM_TOPIC, STATUS_QOS, STATUS_TOPIC, use_large_shm_transport)
+from recore_nav.ros_interface import (CMD_VEL_QOS, CMD_VEL_TOPIC, DEPTH_QOS, DEPTH_TOPIC, GOAL_QOS, GOAL_TOPIC,
+                                      IMAGE_QOS, IMAGE_TOPIC, ODOM_QOS, ODOM_TOPIC, SCAN_QOS, SCAN_TOPIC,
+                                      STATUS_QOS, STATUS_TOPIC, use_large_shm_transport)
 
-NODE_NAME = "navigation_node"
-# The same warning cause is logged again at most this often (seconds).
+# The same log cause is logged again at most this often (seconds).
 WARNING_REPEAT_PERIOD = 10.0
-
-# name -> (default, description). Every parameter the node reads, declared at start-up.
-PARAMETERS: dict[str, tuple[object, str]] = {
-    "model_dir": ("", "policy bundle directory with policy.onnx + policy.json "
-                      "(empty: models/recore_pointnav in the package's share directory)"),
-    "providers": ("auto", f"onnxruntime providers: {', '.join(PROVIDER_CHOICES)} "
-                          "(auto: CUDA if it really loads, else CPU)"),
-    "cpu_threads": (1, "onnxruntime intra-op threads on the CPU provider"),
-    "control_rate_hz": (task.CONTROL_RATE_HZ, "rate of velocity commands and policy steps, Hz (the policy's training rate)"),
-    "goal_tolerance": (task.SUCCESS_RADIUS, "the goal is reached within this distance, m"),
-    "image_timeout": (0.5, "stop when the newest camera image is older than this, s"),
-    "odom_timeout": (0.5, "stop when the newest odometry is older than this, s"),
-    "max_linear_speed": (0.0, "linear speed limit, m/s (<= 0: the bundle's max_linear_speed)"),
-    "max_angular_speed": (0.0, "angular speed limit, rad/s (<= 0: the bundle's max_angular_speed)"),
-    "max_linear_accel": (1.0, "linear acceleration limit when speeding up, m/s^2 (slowing down is immediate)"),
-    "max_angular_accel": (3.0, "angular acceleration limit when speeding up, rad/s^2 (slowing down is immediate)"),
-}
 
 
 class NavigationNode(Node):
@@ -75,44 +63,41 @@ class NavigationNode(Node):
             # Read once at start-up, hence read-only: a change at run time would not take effect.
             self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True))
         p = {name: self.get_parameter(name).value for name in PARAMETERS}
-        for name in ("control_rate_hz", "goal_tolerance", "image_timeout", "odom_timeout",
-                     "max_linear_accel", "max_angular_accel"):
-            if not (isinstance(p[name], (int, float)) and math.isfinite(p[name]) and p[name] > 0):
-                raise ValueError(f"parameter {name} must be a positive number, got {p[name]!r}")
+        check_parameters(p)
 
         model_dir = p["model_dir"] or str(default_model_dir())
         self.runtime = PolicyRuntime(model_dir, providers=p["providers"], logger=self.get_logger(),
                                      cpu_threads=p["cpu_threads"])
-        spec = self.runtime.spec
-        self.config = ControllerConfig(
-            control_period=1.0 / p["control_rate_hz"],
-            goal_tolerance=p["goal_tolerance"],
-            image_timeout=p["image_timeout"],
-            odom_timeout=p["odom_timeout"],
-            action_linear_scale=spec.max_linear_speed,
-            action_angular_scale=spec.max_angular_speed,
-            max_linear_speed=p["max_linear_speed"] if p["max_linear_speed"] > 0 else spec.max_linear_speed,
-            max_angular_speed=p["max_angular_speed"] if p["max_angular_speed"] > 0 else spec.max_angular_speed,
-            max_linear_accel=p["max_linear_accel"],
-            max_angular_accel=p["max_angular_accel"],
-        )
-        self.controller = NavigationController(self.runtime, self.config)
+        self.config = controller_config(p, self.runtime.spec)
+        self.monitor = CollisionMonitor(monitor_config(p)) if p["collision_monitor"] else None
+        self.controller = NavigationController(self.runtime, self.config, self.monitor)
+        self.camera, self.scanner = depth_camera(p), scanner_pose(p)
 
         self._image_msg: Image | None = None  # newest frame not yet converted
         self._image_received = 0.0
+        self._safety_msg: Image | LaserScan | None = None  # newest safety input not yet converted
+        self._safety_received = 0.0
         self._status = ""
-        self._last_warning: dict[str, float] = {}
+        self._last_log: dict[str, float] = {}
 
         self.cmd_vel_pub = self.create_publisher(Twist, CMD_VEL_TOPIC, CMD_VEL_QOS)
         self.status_pub = self.create_publisher(String, STATUS_TOPIC, STATUS_QOS)
         self.create_subscription(Image, IMAGE_TOPIC, self._on_image, IMAGE_QOS)
         self.create_subscription(Odometry, ODOM_TOPIC, self._on_odom, ODOM_QOS)
         self.create_subscription(PoseStamped, GOAL_TOPIC, self._on_goal, GOAL_QOS)
+        safety = "off"
+        if self.monitor is not None and p["safety_input"] == "depth":
+            self.create_subscription(Image, DEPTH_TOPIC, self._on_safety_input, DEPTH_QOS)
+            safety = f"depth on {self.resolve_topic_name(DEPTH_TOPIC)}"
+        elif self.monitor is not None:
+            self.create_subscription(LaserScan, SCAN_TOPIC, self._on_safety_input, SCAN_QOS)
+            safety = f"scan on {self.resolve_topic_name(SCAN_TOPIC)}"
         self.create_timer(self.config.control_period, self._on_control_tick)
         self._publish_status("idle")
         self.get_logger().info(
             f"navigating with {model_dir} at {p['control_rate_hz']:g} Hz, limits "
-            f"{self.config.max_linear_speed:g} m/s, {self.config.max_angular_speed:g} rad/s")
+            f"{self.config.max_linear_speed:g} m/s, {self.config.max_angular_speed:g} rad/s, "
+            f"collision monitor: {safety}")
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -121,13 +106,19 @@ class NavigationNode(Node):
     def _on_image(self, msg: Image) -> None:
         self._image_msg, self._image_received = msg, self._now()
 
+    def _on_safety_input(self, msg: Image | LaserScan) -> None:
+        self._safety_msg, self._safety_received = msg, self._now()
+
     def _on_odom(self, msg: Odometry) -> None:
-        pose = msg.pose.pose
-        q = pose.orientation
-        yaw = yaw_from_quaternion(q.x, q.y, q.z, q.w)
-        error = self.controller.set_odometry(pose.position.x, pose.position.y, yaw, msg.header.frame_id, self._now())
+        pose, twist = msg.pose.pose, msg.twist.twist
+        p, q = pose.position, pose.orientation
+        reading = OdometryReading(msg.header.frame_id, (p.x, p.y, p.z), (q.x, q.y, q.z, q.w),
+                                  (twist.linear.x, twist.linear.y, twist.linear.z),
+                                  (twist.angular.x, twist.angular.y, twist.angular.z))
+        error = self.controller.set_odometry(reading, self._now())
         if error:
-            self._warn("invalid odometry", f"invalid odometry: {error}")
+            # Under the cause of the status it leads to, so the two are logged once together.
+            self._log_once(status_cause(f"{STOPPED}: invalid odometry: {error}"), f"invalid odometry: {error}")
 
     def _on_goal(self, msg: PoseStamped) -> None:
         position = msg.pose.position
@@ -146,6 +137,9 @@ class NavigationNode(Node):
                     self.controller.set_image(rgb, self._image_received)
                 except ImageConversionError as err:
                     self.controller.set_image_error(str(err), self._image_received)
+            if self._safety_msg is not None:
+                msg, self._safety_msg = self._safety_msg, None
+                self._update_monitor(msg)
             command = self.controller.tick(self._now())
         except Exception as err:  # noqa: BLE001 - one failed step must stop the robot, not kill the node
             first_line = (str(err).strip().splitlines() or [""])[0]
@@ -156,22 +150,38 @@ class NavigationNode(Node):
         if command.status != self._status:
             self._publish_status(command.status)
 
+    def _update_monitor(self, msg: Image | LaserScan) -> None:
+        """The newest safety input as obstacles for the monitor, or the reason it is unusable."""
+        assert self.monitor is not None
+        try:
+            if isinstance(msg, Image):
+                obstacles = depth_obstacles(depth_image_metres(msg), self.camera, self.monitor.config)
+            else:
+                obstacles = scan_obstacles(*scan_ranges(msg), self.scanner)
+            self.monitor.set_obstacles(obstacles, self._safety_received, self.controller.pose)
+        except SafetyInputError as err:
+            self.monitor.set_input_error(str(err), self._safety_received)
+
     # Output ---------------------------------------------------------------------------------------
     def _publish_status(self, status: str) -> None:
         self._status = status
         self.status_pub.publish(String(data=status))
-        if status.startswith(STOPPED):
-            cause = ":".join(status.split(":")[:2])  # e.g. "stopped: invalid image"
-            self._warn(cause, status)
-        else:
-            self.get_logger().info(f"status: {status}")
+        # The monitor acting is normal operation (and its distance changes every period): info, and
+        # once per cause like every other status; a stop for any other reason is a warning.
+        monitor_acting = status.startswith(SLOWED) or status_cause(status) == f"{STOPPED}: obstacle"
+        warning = status.startswith(STOPPED) and not monitor_acting
+        self._log_once(status_cause(status), status if warning else f"status: {status}", warning)
 
-    def _warn(self, cause: str, message: str) -> None:
-        """Log a warning once per cause, again only after WARNING_REPEAT_PERIOD."""
+    def _log_once(self, cause: str, message: str, warning: bool = True) -> None:
+        """Log once per cause, again only after WARNING_REPEAT_PERIOD."""
         now = time.monotonic()
-        if now - self._last_warning.get(cause, -math.inf) >= WARNING_REPEAT_PERIOD:
-            self._last_warning[cause] = now
-            self.get_logger().warning(message)
+        if now - self._last_log.get(cause, -math.inf) >= WARNING_REPEAT_PERIOD:
+            self._last_log[cause] = now
+            # Two call sites: rclpy refuses one call site logging at two severities.
+            if warning:
+                self.get_logger().warning(message)
+            else:
+                self.get_logger().info(message)
 
     def publish_stop(self) -> None:
         """Publish zero velocity and wait briefly for it to be delivered."""

@@ -3,25 +3,31 @@
 `NavigationController` is fed inputs as they arrive (image, odometry, goal, each with the time it
 was received) and asked for a command once per control period with `tick(now)`. It returns zero
 velocity whenever it cannot drive safely (no goal, goal reached, missing, stale or invalid input,
-policy error) together with a status line that says why. The ROS node around it only converts
-messages; tests drive it directly with a real `PolicyRuntime`.
+policy error) together with a status line that says why. After the speed and acceleration limits,
+a `CollisionMonitor` (when given) has the last word on the command. The command actually sent is
+what the policy is told it did last step (`prev_action`). The ROS node around it only converts
+messages; tests and evaluation drive it directly with a real `PolicyRuntime`.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from recore_nav import task
-from recore_nav.geometry import goal_in_robot_frame
+from recore_nav.collision_monitor import CollisionMonitor
+from recore_nav.geometry import goal_in_robot_frame, quaternion_from_yaw, yaw_from_quaternion
 
 IDLE = "idle"
 NAVIGATING = "navigating"
 REACHED = "reached"
 STOPPED = "stopped"
+# Orientation quaternions whose norm is further than this from 1 are broken, not merely rounded.
+UNIT_QUATERNION_TOLERANCE = 0.01
 
 
 class Policy(Protocol):
@@ -46,6 +52,7 @@ class ControllerConfig:
     max_angular_speed: float = task.MAX_ANGULAR_SPEED
     max_linear_accel: float = 1.0
     max_angular_accel: float = 3.0
+    command_feedback: bool = True   # the policy's prev_action is the command sent, not its own action
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,42 @@ class Command:
     @property
     def is_stop(self) -> bool:
         return self.linear == 0.0 and self.angular == 0.0
+
+
+@dataclass(frozen=True)
+class OdometryReading:
+    """One odometry message's pose and twist, as received (nothing derived from them yet)."""
+
+    frame_id: str
+    position: tuple[float, float, float]
+    orientation: tuple[float, float, float, float]        # quaternion x, y, z, w
+    linear_velocity: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    angular_velocity: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    @classmethod
+    def planar(cls, x: float, y: float, yaw: float, frame_id: str) -> OdometryReading:
+        """A pose in the plane (a simulator's), at rest."""
+        return cls(frame_id, (x, y, 0.0), quaternion_from_yaw(yaw))
+
+
+def odometry_problem(reading: OdometryReading) -> str | None:
+    """Why an odometry reading cannot be used (position, orientation, twist), or None."""
+    if not all(math.isfinite(v) for v in reading.position):
+        return "position is not finite"
+    if not all(math.isfinite(v) for v in reading.orientation):
+        return "orientation is not finite"
+    norm = math.sqrt(sum(v * v for v in reading.orientation))
+    if abs(norm - 1.0) > UNIT_QUATERNION_TOLERANCE:
+        return f"orientation is not a unit quaternion (norm {norm:.3g})"
+    if not all(math.isfinite(v) for v in (*reading.linear_velocity, *reading.angular_velocity)):
+        return "twist is not finite"
+    return None
+
+
+def status_cause(status: str) -> str:
+    """A status without its numbers, e.g. "stopped: obstacle" for "stopped: obstacle 0.20 m":
+    what a log says once, however the numbers change."""
+    return re.split(r"[\d(]", status, maxsplit=1)[0].strip()
 
 
 @dataclass
@@ -89,9 +132,10 @@ def limit_speed_change(previous: float, target: float, max_step: float) -> float
 class NavigationController:
     """Drives toward one goal at a time with a policy; zero velocity whenever in doubt."""
 
-    def __init__(self, policy: Policy, config: ControllerConfig) -> None:
+    def __init__(self, policy: Policy, config: ControllerConfig, monitor: CollisionMonitor | None = None) -> None:
         self.policy = policy
         self.config = config
+        self.monitor = monitor
         self._goal: _Goal | None = None
         self._goal_rejection: str | None = None  # why the last goal was refused, until a good one
         self._reached = False
@@ -120,12 +164,17 @@ class NavigationController:
         self.policy.reset()
         return reason
 
-    def set_odometry(self, x: float, y: float, yaw: float, frame_id: str, received: float) -> str | None:
-        """Take a pose; return why it is invalid (the robot then stops until a valid one), or None."""
-        if not all(math.isfinite(v) for v in (x, y, yaw)):
-            self._pose, self._odom_error = None, "odometry pose is not finite"
+    def set_odometry(self, reading: OdometryReading, received: float) -> str | None:
+        """Take odometry, checked whole before anything is derived from it; return why it is
+        invalid (the robot then stops until a valid one arrives), or None."""
+        self._odom_error = odometry_problem(reading)
+        if self._odom_error is not None:
+            self._pose = None
         else:
-            self._pose, self._odom_error = _Pose(float(x), float(y), float(yaw), frame_id, received), None
+            x, y, _ = reading.position
+            norm = math.sqrt(sum(v * v for v in reading.orientation))   # within tolerance of 1
+            yaw = yaw_from_quaternion(*(v / norm for v in reading.orientation))
+            self._pose = _Pose(float(x), float(y), yaw, reading.frame_id, received)
         return self._odom_error
 
     def set_image(self, rgb: np.ndarray, received: float) -> None:
@@ -134,6 +183,11 @@ class NavigationController:
     def set_image_error(self, reason: str, received: float) -> None:
         """The newest image was unusable: stop until a good one arrives."""
         self._image, self._image_error, self._image_received = None, reason, received
+
+    @property
+    def pose(self) -> tuple[float, float, float] | None:
+        """The newest valid odometry pose (x, y, yaw), or None."""
+        return None if self._pose is None else (self._pose.x, self._pose.y, self._pose.yaw)
 
     # Control -------------------------------------------------------------------------------------
     def tick(self, now: float) -> Command:
@@ -150,18 +204,26 @@ class NavigationController:
         if status is not None:
             return self.stop(status)
         assert self._image is not None
+        problem = self.monitor.input_problem(now) if self.monitor is not None else None
+        if problem is not None:
+            return self.stop(f"{STOPPED}: {problem}")
         cfg = self.config
-        executed = np.array([self._linear / cfg.action_linear_scale,
-                             self._angular / cfg.action_angular_scale], dtype=np.float32)
+        executed = (np.array([self._linear / cfg.action_linear_scale, self._angular / cfg.action_angular_scale],
+                             dtype=np.float32) if cfg.command_feedback else None)
         try:
             action = self.policy.step(self._image, goal_vec, prev_action=executed)
         except ValueError as err:
             return self.stop(f"{STOPPED}: policy error: {err}")
         linear = float(np.clip(action[0] * cfg.action_linear_scale, -cfg.max_linear_speed, cfg.max_linear_speed))
         angular = float(np.clip(action[1] * cfg.action_angular_scale, -cfg.max_angular_speed, cfg.max_angular_speed))
-        self._linear = limit_speed_change(self._linear, linear, cfg.max_linear_accel * cfg.control_period)
-        self._angular = limit_speed_change(self._angular, angular, cfg.max_angular_accel * cfg.control_period)
-        return Command(self._linear, self._angular, NAVIGATING)
+        linear = limit_speed_change(self._linear, linear, cfg.max_linear_accel * cfg.control_period)
+        angular = limit_speed_change(self._angular, angular, cfg.max_angular_accel * cfg.control_period)
+        status = NAVIGATING
+        if self.monitor is not None:
+            decision = self.monitor.limit(linear, angular, self.pose)
+            linear, angular, status = decision.linear, decision.angular, decision.status or NAVIGATING
+        self._linear, self._angular = linear, angular
+        return Command(linear, angular, status)
 
     def _goal_and_pose_status(self, now: float) -> str | None:
         """Why the robot must not drive toward the goal now (the status line), or None."""

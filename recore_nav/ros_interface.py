@@ -16,6 +16,7 @@ from recore_nav.resources import share_path
 
 IMAGE_TOPIC = "camera/image_raw"
 DEPTH_TOPIC = "camera/depth"
+SCAN_TOPIC = "scan"
 ODOM_TOPIC = "odom"
 GOAL_TOPIC = "goal_pose"
 CMD_VEL_TOPIC = "cmd_vel"
@@ -28,6 +29,10 @@ TF_TOPIC = "/tf"
 IMAGE_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=1,
     reliability=qos_profile_sensor_data.reliability, durability=qos_profile_sensor_data.durability)
+# The collision monitor's depth images and scans: like the camera, only the newest counts (an old
+# one is worse than none: the monitor stops the robot when its input is stale).
+DEPTH_QOS = IMAGE_QOS
+SCAN_QOS = IMAGE_QOS
 # Odometry: best effort depth 1 too; a best-effort subscription matches both reliable and
 # best-effort publishers, and only the newest pose matters.
 ODOM_QOS = IMAGE_QOS

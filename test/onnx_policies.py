@@ -3,7 +3,9 @@
 `write_goal_seeking_bundle` writes a bundle whose graph follows the bundle contract and steers
 toward the goal: linear = tanh(2 * distance * cos bearing), angular = tanh(3 * sin bearing).
 The image and previous action enter the graph with zero weight (so they are real inputs) and the
-next state counts steps (state + 1), so tests can see state being kept and reset.
+next state counts steps (state + 1), so tests can see state being kept and reset. With
+`echo_prev_action`, the next state's first two entries are the previous action the graph was
+given instead, so tests can see what a caller fed back.
 Keyword arguments break the contract on purpose (names, shapes, dtypes) for refusal tests.
 """
 
@@ -31,7 +33,7 @@ def goal_seeking_model(height: int = 64, width: int = 64, state_size: int = 8,
                        input_names: tuple[str, str, str, str] = ("rgb", "goal", "prev_action", "state"),
                        output_names: tuple[str, str] = ("action", "next_state"),
                        rgb_dtype: int = TensorProto.UINT8, goal_size: int = 3,
-                       batch_dim: int | str = 1) -> onnx.ModelProto:
+                       batch_dim: int | str = 1, echo_prev_action: bool = False) -> onnx.ModelProto:
     rgb, goal, prev_action, state = input_names
     action, next_state = output_names
     # features = [d*d, d*cos, d*sin, d, cos, sin]; weights pick d*cos for linear, sin for angular.
@@ -57,8 +59,16 @@ def goal_seeking_model(height: int = 64, width: int = 64, state_size: int = 8,
         helper.make_node("Mul", ["unused_inputs", "zero_gain"], ["nothing"]),
         helper.make_node("Add", ["steer", "nothing"], ["pre_action"]),
         helper.make_node("Tanh", ["pre_action"], [action]),
-        helper.make_node("Add", [state, "one"], [next_state]),
     ]
+    if echo_prev_action:
+        initializers += [numpy_helper.from_array(np.array([2], dtype=np.int64), "two_index"),
+                         numpy_helper.from_array(np.array([state_size], dtype=np.int64), "state_end"),
+                         numpy_helper.from_array(np.array([1], dtype=np.int64), "state_axis")]
+        nodes += [helper.make_node("Add", [state, "one"], ["counted"]),
+                  helper.make_node("Slice", ["counted", "two_index", "state_end", "state_axis"], ["rest"]),
+                  helper.make_node("Concat", [prev_action, "rest"], [next_state], axis=1)]
+    else:
+        nodes.append(helper.make_node("Add", [state, "one"], [next_state]))
     inputs = [
         helper.make_tensor_value_info(rgb, rgb_dtype, [batch_dim, height, width, 3]),
         helper.make_tensor_value_info(goal, TensorProto.FLOAT, [batch_dim, goal_size]),

@@ -1,9 +1,10 @@
 """The navigation node in its own process, driven over real DDS by a kinematic robot in the test.
 
-The test process plays the robot: it publishes camera images and odometry (integrating the
-velocity commands it receives, a unicycle in the plane) and goals, and records every Twist and
-status the node publishes. The node runs `python -m recore_nav.nav_node` with config/robot.yaml
-and a small real ONNX policy that steers toward the goal.
+The test process plays the robot: it publishes camera images, depth images of its world (the
+floor and, where a test puts one, a wall) and odometry (integrating the velocity commands it
+receives, a unicycle in the plane) and goals, and records every Twist and status the node
+publishes. The node runs `python -m recore_nav.nav_node` with config/robot.yaml (collision
+monitor on) and a small real ONNX policy that steers toward the goal.
 """
 
 from __future__ import annotations
@@ -26,6 +27,31 @@ MAX_LINEAR, MAX_ANGULAR = 0.5, 1.5
 MAX_LINEAR_ACCEL, MAX_ANGULAR_ACCEL = 1.0, 3.0
 # Delivery and scheduling on a loaded 2-core machine, on top of what the node promises.
 SLACK = 0.3
+CAMERA_HEIGHT = 0.5     # the depth camera of robot.yaml: at base_link's origin, level, 90 degrees
+ROBOT_RADIUS = 0.18     # footprint_radius 0.2 in robot.yaml is this plus a margin
+
+
+def depth_image(x: float, y: float, yaw: float, wall_x: float | None, size: int = 64) -> np.ndarray:
+    """What a level 90-degree depth camera 0.5 m above the robot's centre sees: the floor and, where
+    `wall_x` is given, an endless wall at x = wall_x; NaN (no return) where a ray meets neither."""
+    offset = (np.arange(size) + 0.5 - size / 2.0) / (size / 2.0)     # tan of the ray's angle
+    up, left = np.meshgrid(-offset, -offset, indexing="ij")
+    along = np.full((size, size), np.inf)
+    along[up < 0] = CAMERA_HEIGHT / -up[up < 0]                       # depth where the ray meets the floor
+    if wall_x is not None:
+        dx = math.cos(yaw) - math.sin(yaw) * left                     # the ray's x per metre of depth
+        with np.errstate(divide="ignore"):
+            to_wall = np.where(dx > 0, (wall_x - x) / dx, np.inf)
+        along = np.minimum(along, to_wall)
+    return np.where(np.isfinite(along), along, np.nan).astype(np.float32)
+
+
+def depth_msg(depth: np.ndarray, encoding: str = "32FC1"):
+    from sensor_msgs.msg import Image
+
+    msg = Image(height=depth.shape[0], width=depth.shape[1], encoding=encoding, step=depth.shape[1] * 4)
+    msg.data = depth.astype(np.float32).tobytes()
+    return msg
 
 
 def rgb8_image(width: int = 64, height: int = 64, encoding: str = "rgb8", data: bytes | None = None):
@@ -53,19 +79,25 @@ class KinematicRobot:
         self.node = Node("kinematic_robot", context=context)
         self.lock = threading.Lock()
         self.x = self.y = self.yaw = 0.0
+        self.max_x = 0.0
         self.twists: list[tuple[float, float, float]] = []     # (received, linear, angular)
         self.statuses: list[tuple[float, str]] = []
         self.publish_images = True
         self.publish_odom = True
         self.image_msg = image_msg or rgb8_image()
         self.odom_frame = "odom"
-        self.nan_odometry = False
+        self.odom_fault = None                # a function that breaks each Odometry message, or None
+        self.wall_x: float | None = None      # the depth camera sees a wall at this x, or open floor
+        self.publish_depth = True
+        self.depth_override = None            # an Image sent instead of the real depth (malformed ones)
         self.last_image_sent = 0.0
+        self.last_depth_sent = 0.0
         self.last_odom_sent = 0.0
         self._cmd = (0.0, 0.0)
         self._last_integration = time.monotonic()
 
         self.image_pub = self.node.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
+        self.depth_pub = self.node.create_publisher(Image, "camera/depth", qos_profile_sensor_data)
         self.odom_pub = self.node.create_publisher(Odometry, "odom", 10)
         self.goal_pub = self.node.create_publisher(PoseStamped, "goal_pose", 10)
         self.node.create_subscription(Twist, "cmd_vel", self._on_twist, 50)
@@ -104,11 +136,18 @@ class KinematicRobot:
             self.x += linear * math.cos(self.yaw) * dt
             self.y += linear * math.sin(self.yaw) * dt
             self.yaw += angular * dt
+            self.max_x = max(self.max_x, self.x)
 
     def _send_image(self) -> None:
         if self.publish_images:
             self.image_pub.publish(self.image_msg)
             self.last_image_sent = time.monotonic()
+        if self.publish_depth:
+            with self.lock:
+                self._integrate()
+                msg = self.depth_override or depth_msg(depth_image(self.x, self.y, self.yaw, self.wall_x))
+            self.depth_pub.publish(msg)
+            self.last_depth_sent = time.monotonic()
 
     def _send_odom(self) -> None:
         if not self.publish_odom:
@@ -119,10 +158,12 @@ class KinematicRobot:
             msg.header.frame_id = self.odom_frame
             msg.header.stamp = self.node.get_clock().now().to_msg()
             msg.child_frame_id = "base_link"
-            msg.pose.pose.position.x = math.nan if self.nan_odometry else self.x
+            msg.pose.pose.position.x = self.x
             msg.pose.pose.position.y = self.y
             msg.pose.pose.orientation.z = math.sin(self.yaw / 2.0)
             msg.pose.pose.orientation.w = math.cos(self.yaw / 2.0)
+            if self.odom_fault is not None:
+                self.odom_fault(msg)
         self.odom_pub.publish(msg)
         self.last_odom_sent = time.monotonic()
 
@@ -241,33 +282,36 @@ def test_stale_image_or_odometry_stops_within_timeout_plus_one_period(robot: Kin
         robot.wait_for_motion(3.0, nav_node)
 
 
+def expect_stop_then_recover(robot: KinematicRobot, node, status_prefix: str, break_input, restore_input) -> None:
+    """Break an input: the status says why and every command is zero; restore it: driving again."""
+    break_input()
+    stopped_at = robot.wait_for_status(status_prefix, 3.0, node)
+    time.sleep(3 * PERIOD)
+    assert all(v == 0.0 and w == 0.0 for _, v, w in robot.twists_since(stopped_at)), status_prefix
+    assert node.alive()
+    restore_input()
+    robot.wait_for_status("navigating", 3.0, node)
+    robot.wait_for_motion(3.0, node)
+
+
 def test_invalid_inputs_stop_the_robot_and_it_recovers(robot: KinematicRobot, nav_node) -> None:
     start = time.monotonic()
     good_image = robot.image_msg
     robot.send_goal(50.0, 0.0)
     robot.wait_for_motion(5.0, nav_node)
 
-    def expect_stop_then_recover(status_prefix: str, break_input, restore_input) -> None:
-        break_input()
-        stopped_at = robot.wait_for_status(status_prefix, 3.0, nav_node)
-        time.sleep(3 * PERIOD)
-        assert all(v == 0.0 and w == 0.0 for _, v, w in robot.twists_since(stopped_at)), status_prefix
-        assert nav_node.alive()
-        restore_input()
-        robot.wait_for_status("navigating", 3.0, nav_node)
-        robot.wait_for_motion(3.0, nav_node)
-
     def set_image(msg):
         return lambda: setattr(robot, "image_msg", msg)
 
-    expect_stop_then_recover("stopped: invalid image: unsupported encoding 'yuv422'",
+    expect_stop_then_recover(robot, nav_node, "stopped: invalid image: unsupported encoding 'yuv422'",
                              set_image(rgb8_image(encoding="yuv422")), set_image(good_image))
-    expect_stop_then_recover("stopped: invalid image: buffer has",
+    expect_stop_then_recover(robot, nav_node, "stopped: invalid image: buffer has",
                              set_image(rgb8_image(data=bytes(64 * 64 * 3 - 7))), set_image(good_image))
-    expect_stop_then_recover("stopped: invalid odometry: odometry pose is not finite",
-                             lambda: setattr(robot, "nan_odometry", True),
-                             lambda: setattr(robot, "nan_odometry", False))
-    expect_stop_then_recover("stopped: goal rejected: goal frame 'map' is not the odometry frame 'odom'",
+    expect_stop_then_recover(robot, nav_node, "stopped: invalid odometry: position is not finite",
+                             lambda: setattr(robot, "odom_fault", nan_position),
+                             lambda: setattr(robot, "odom_fault", None))
+    expect_stop_then_recover(robot, nav_node,
+                             "stopped: goal rejected: goal frame 'map' is not the odometry frame 'odom'",
                              lambda: robot.send_goal(50.0, 0.0, frame_id="map"),
                              lambda: robot.send_goal(50.0, 0.0))
     # Other accepted encodings of other sizes drive as well (converted and resized by the node).
@@ -278,6 +322,10 @@ def test_invalid_inputs_stop_the_robot_and_it_recovers(robot: KinematicRobot, na
     output = nav_node.output()
     assert output.count("unsupported encoding") == 1, "a cause is logged once, not every frame"
     assert "Traceback" not in output
+
+
+def nan_position(msg) -> None:
+    msg.pose.pose.position.x = math.nan
 
 
 def test_shutdown_publishes_zero_velocity(robot: KinematicRobot, nav_node) -> None:
@@ -327,3 +375,86 @@ def test_bad_bundle_stops_the_node_at_start_with_one_line(start_node, bundle: Pa
     output = node.output()
     assert "policy.onnx sha256" in output and "does not match" in output
     assert "Traceback" not in output
+
+
+def test_the_monitor_stops_the_robot_before_a_wall_and_lets_it_turn_away(robot: KinematicRobot, nav_node) -> None:
+    wall_x = 1.5
+    robot.wall_x = wall_x
+    robot.send_goal(50.0, 0.0)                       # straight through the wall
+    robot.wait_for_status("slowed: obstacle", 10.0, nav_node)
+    stopped_at = robot.wait_for_status("stopped: obstacle", 5.0, nav_node)
+    time.sleep(1.0)
+    assert all(v == 0.0 for _, v, _ in robot.twists_since(stopped_at + SLACK)), "crept on toward the wall"
+    with robot.lock:
+        gap = wall_x - robot.x - ROBOT_RADIUS
+    assert 0.05 < gap < 0.4, f"stopped {gap:.2f} m from the wall"
+    assert robot.status().startswith("stopped: obstacle") and nav_node.alive()
+
+    # A goal behind and to the left: the robot turns in place (reversing toward it is not watched
+    # by a forward camera), then drives away along the wall.
+    robot.send_goal(0.0, 3.0)
+    robot.wait_for(lambda: robot.y > 0.5, 20.0, "driving away from the wall", nav_node)
+    with robot.lock:
+        statuses = [status for _, status in robot.statuses]
+        assert robot.max_x + ROBOT_RADIUS < wall_x, f"touched the wall (x up to {robot.max_x:.2f})"
+    assert "stopped: reverse motion not monitored" in statuses
+    assert statuses[-1] in ("navigating", "reached") or statuses[-1].startswith("slowed")
+    assert_twists_bounded(robot.twists_since(0.0))
+    output = nav_node.output()
+    assert output.count("status: stopped: obstacle") == 1, "the monitor's stops are logged once per cause"
+    assert "Traceback" not in output
+
+
+def test_stale_missing_or_malformed_depth_stops_the_robot(robot: KinematicRobot, nav_node) -> None:
+    robot.send_goal(50.0, 0.0)
+    robot.wait_for_motion(5.0, nav_node)
+
+    robot.publish_depth = False
+    time.sleep(0.06)  # let a publish in progress finish
+    last_sent = robot.last_depth_sent
+    robot.wait_for(lambda: any(v == 0.0 and w == 0.0 for _, v, w in robot.twists_since(last_sent)),
+                   TIMEOUT + PERIOD + 2.0, "zero velocity after the depth stopped", nav_node)
+    first_zero = next(t for t, v, w in robot.twists_since(last_sent) if v == 0.0 and w == 0.0)
+    assert first_zero - last_sent <= TIMEOUT + PERIOD + SLACK
+    robot.wait_for_status("stopped: safety input stale (older than 0.5 s)", 2.0, nav_node)
+    robot.publish_depth = True
+    robot.wait_for_status("navigating", 3.0, nav_node)
+
+    def send_instead(msg):
+        return lambda: setattr(robot, "depth_override", msg)
+
+    floor = depth_image(0.0, 0.0, 0.0, None)
+    expect_stop_then_recover(robot, nav_node, "stopped: invalid safety input: unsupported depth encoding 'rgb8'",
+                             send_instead(rgb8_image()), send_instead(None))
+    truncated = depth_msg(floor)
+    truncated.data = bytes(truncated.data)[:-4]
+    expect_stop_then_recover(robot, nav_node, "stopped: invalid safety input: buffer has",
+                             send_instead(truncated), send_instead(None))
+    # Millimetres in 16UC1 (0: no return) are depth as well: a wall 0.3 m ahead stops the robot.
+    wall = np.nan_to_num(np.minimum(floor, 0.3) * 1000.0).astype(np.uint16)
+    millimetres = depth_msg(floor, encoding="16UC1")
+    millimetres.step, millimetres.data = 64 * 2, wall.tobytes()
+    robot.depth_override = millimetres
+    robot.wait_for_status("stopped: obstacle", 3.0, nav_node)
+    robot.depth_override = None
+    robot.wait_for_status("navigating", 3.0, nav_node)
+
+
+ODOMETRY_FAULTS = {
+    "position is not finite": nan_position,
+    "orientation is not finite": lambda msg: setattr(msg.pose.pose.orientation, "w", math.inf),
+    "orientation is not a unit quaternion (norm 0)": lambda msg: setattr(msg.pose.pose.orientation, "w", 0.0),
+    "twist is not finite": lambda msg: setattr(msg.twist.twist.angular, "z", math.nan),
+}
+
+
+def test_every_kind_of_bad_odometry_stops_the_robot_and_is_logged_once(robot: KinematicRobot, nav_node) -> None:
+    robot.send_goal(50.0, 0.0)
+    robot.wait_for_motion(5.0, nav_node)
+    for reason, fault in ODOMETRY_FAULTS.items():
+        expect_stop_then_recover(robot, nav_node, f"stopped: invalid odometry: {reason}",
+                                 lambda fault=fault: setattr(robot, "odom_fault", fault),
+                                 lambda: setattr(robot, "odom_fault", None))
+    output = nav_node.output()
+    for reason in ODOMETRY_FAULTS:
+        assert output.count(reason) == 1, f"{reason!r} logged {output.count(reason)} times"

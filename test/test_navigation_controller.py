@@ -1,14 +1,19 @@
-"""NavigationController without ROS, with a real PolicyRuntime on a small real ONNX graph."""
+"""NavigationController without ROS, with a real PolicyRuntime on a small real ONNX graph: limits,
+timeouts, odometry checked whole, the collision monitor's place in the loop, and the executed
+command fed back to the policy."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from onnx_policies import write_goal_seeking_bundle
 
-from recore_nav.navigation_controller import ControllerConfig, NavigationController, limit_speed_change
+from recore_nav.collision_monitor import CollisionMonitor, MonitorConfig, Obstacles
+from recore_nav.navigation_controller import (ControllerConfig, NavigationController, OdometryReading,
+                                              limit_speed_change, status_cause)
 from recore_nav.policy import PolicyRuntime
 
 CONFIG = ControllerConfig(control_period=0.1, goal_tolerance=0.36, image_timeout=0.5, odom_timeout=0.5,
@@ -29,7 +34,7 @@ def controller(runtime: PolicyRuntime) -> NavigationController:
 
 
 def feed(controller: NavigationController, now: float, x: float = 0.0, y: float = 0.0, yaw: float = 0.0) -> None:
-    controller.set_odometry(x, y, yaw, "odom", now)
+    controller.set_odometry(OdometryReading.planar(x, y, yaw, "odom"), now)
     controller.set_image(IMAGE, now)
 
 
@@ -60,7 +65,7 @@ def test_stopping_is_immediate_and_speeding_up_again_is_limited(controller: Navi
         feed(controller, i * 0.1)
         controller.tick(i * 0.1)
     # The image stops coming: zero at the first tick past the timeout.
-    controller.set_odometry(0.0, 0.0, 0.0, "odom", 1.5)
+    controller.set_odometry(OdometryReading.planar(0.0, 0.0, 0.0, "odom"), 1.5)
     assert controller.tick(1.5).status == "stopped: image older than 0.5 s"
     assert controller.tick(1.5).is_stop
     feed(controller, 1.6)
@@ -70,7 +75,7 @@ def test_stopping_is_immediate_and_speeding_up_again_is_limited(controller: Navi
 def test_odometry_timeout_and_missing_inputs(controller: NavigationController) -> None:
     controller.set_goal(5.0, 0.0, "odom")
     assert controller.tick(0.0).status == "stopped: no odometry"
-    controller.set_odometry(0.0, 0.0, 0.0, "odom", 0.0)
+    controller.set_odometry(OdometryReading.planar(0.0, 0.0, 0.0, "odom"), 0.0)
     assert controller.tick(0.0).status == "stopped: no image"
     controller.set_image(IMAGE, 0.0)
     assert controller.tick(0.1).status == "navigating"
@@ -104,12 +109,6 @@ def test_invalid_inputs_stop_until_valid_again(controller: NavigationController)
     assert command.is_stop and command.status == "stopped: invalid image: unsupported encoding 'yuv422'"
     controller.set_image(IMAGE, 0.2)
     assert controller.tick(0.2).status == "navigating"
-    assert controller.set_odometry(math.nan, 0.0, 0.0, "odom", 0.3) == "odometry pose is not finite"
-    assert controller.tick(0.3).status == "stopped: invalid odometry: odometry pose is not finite"
-    assert controller.set_odometry(0.0, 0.0, math.inf, "odom", 0.4) is not None
-    assert controller.tick(0.4).is_stop
-    feed(controller, 0.5)
-    assert controller.tick(0.5).status == "navigating"
 
 
 def test_goal_in_another_frame_is_rejected_and_stops(controller: NavigationController) -> None:
@@ -127,7 +126,7 @@ def test_goal_in_another_frame_is_rejected_and_stops(controller: NavigationContr
 def test_goal_before_any_odometry_is_checked_when_odometry_arrives(runtime: PolicyRuntime) -> None:
     controller = NavigationController(runtime, CONFIG)
     assert controller.set_goal(5.0, 0.0, "map") is None
-    controller.set_odometry(0.0, 0.0, 0.0, "odom", 0.0)
+    controller.set_odometry(OdometryReading.planar(0.0, 0.0, 0.0, "odom"), 0.0)
     controller.set_image(IMAGE, 0.0)
     assert controller.tick(0.0).status.startswith("stopped: goal rejected: goal frame 'map'")
     assert controller.tick(0.1).is_stop
@@ -143,3 +142,105 @@ def test_goal_before_any_odometry_is_checked_when_odometry_arrives(runtime: Poli
 ])
 def test_limit_speed_change(previous: float, target: float, expected: float) -> None:
     assert limit_speed_change(previous, target, 0.1) == pytest.approx(expected)
+
+
+GOOD = OdometryReading("odom", (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0), (0.2, 0.0, 0.0), (0.0, 0.0, 0.3))
+BAD_ODOMETRY = [
+    (dict(position=(math.nan, 0.0, 0.0)), "position is not finite"),
+    (dict(position=(0.0, 0.0, math.inf)), "position is not finite"),
+    (dict(orientation=(0.0, 0.0, math.nan, 1.0)), "orientation is not finite"),
+    (dict(orientation=(0.0, 0.0, 0.0, 0.0)), "orientation is not a unit quaternion (norm 0)"),
+    (dict(orientation=(0.0, 0.0, 0.0, 0.5)), "orientation is not a unit quaternion (norm 0.5)"),
+    (dict(orientation=(0.0, 0.0, 0.8, 0.8)), "orientation is not a unit quaternion (norm 1.13)"),
+    (dict(linear_velocity=(math.inf, 0.0, 0.0)), "twist is not finite"),
+    (dict(angular_velocity=(0.0, 0.0, math.nan)), "twist is not finite"),
+]
+
+
+@pytest.mark.parametrize("fault, reason", BAD_ODOMETRY)
+def test_every_kind_of_bad_odometry_stops_until_good_again(controller: NavigationController, fault: dict,
+                                                            reason: str) -> None:
+    controller.set_goal(5.0, 0.0, "odom")
+    controller.set_odometry(GOOD, 0.0)
+    controller.set_image(IMAGE, 0.0)
+    assert controller.tick(0.0).status == "navigating"
+    assert controller.set_odometry(replace(GOOD, **fault), 0.1) == reason
+    assert controller.pose is None          # nothing derived from the broken message passes on
+    command = controller.tick(0.1)
+    assert command.is_stop and command.status == f"stopped: invalid odometry: {reason}"
+    assert controller.set_odometry(GOOD, 0.2) is None
+    assert controller.tick(0.2).status == "navigating"
+
+
+def test_a_quaternion_rounded_in_transit_is_still_a_rotation(controller: NavigationController) -> None:
+    almost = replace(GOOD, orientation=(0.0, 0.0, 0.7072, 0.7072))   # norm 1.0001
+    assert controller.set_odometry(almost, 0.0) is None
+    assert controller.pose[2] == pytest.approx(math.pi / 2, abs=1e-6)
+
+
+def test_status_cause_drops_the_numbers() -> None:
+    assert status_cause("stopped: obstacle 0.20 m") == "stopped: obstacle"
+    assert status_cause("slowed: obstacle 0.42 m") == "slowed: obstacle"
+    assert status_cause("stopped: safety input stale (older than 0.5 s)") == "stopped: safety input stale"
+    assert status_cause("navigating") == "navigating"
+
+
+@pytest.fixture
+def echo_runtime(tmp_path_factory) -> PolicyRuntime:
+    """A runtime whose state shows the prev_action it was given (state[:2])."""
+    return PolicyRuntime(write_goal_seeking_bundle(tmp_path_factory.mktemp("echo"), echo_prev_action=True),
+                         providers="cpu")
+
+
+def test_the_command_actually_sent_reaches_the_runtime_as_prev_action(echo_runtime: PolicyRuntime) -> None:
+    controller = NavigationController(echo_runtime, CONFIG)
+    controller.set_goal(5.0, 2.0, "odom")
+    sent = []
+    for i in range(4):
+        feed(controller, i * 0.1)
+        command = controller.tick(i * 0.1)
+        fed_back = echo_runtime.state[:2]
+        # What the policy was told at this step is the last command sent, in the bundle's units
+        # (0.5 m/s and 1.5 rad/s per unit), not its own unlimited action.
+        previous = sent[-1] if sent else (0.0, 0.0)
+        assert fed_back == pytest.approx([previous[0] / 0.5, previous[1] / 1.5], abs=1e-6)
+        sent.append((command.linear, command.angular))
+    assert sent[0] == pytest.approx((0.1, 0.3))        # limited by the accelerations: the policy asked more
+    assert echo_runtime.prev_action[0] > 0.9
+
+
+def test_without_command_feedback_the_runtime_keeps_its_own_action(echo_runtime: PolicyRuntime) -> None:
+    controller = NavigationController(echo_runtime, replace(CONFIG, command_feedback=False))
+    controller.set_goal(5.0, 0.0, "odom")
+    feed(controller, 0.0)
+    controller.tick(0.0)
+    own = echo_runtime.prev_action
+    feed(controller, 0.1)
+    controller.tick(0.1)
+    assert echo_runtime.state[:2] == pytest.approx(own)
+    assert own[0] > 0.9                                   # not the 0.1 m/s that was sent
+
+
+WALL_AHEAD = Obstacles(np.array([[0.3, y] for y in np.linspace(-1.0, 1.0, 41)]), (0.0, math.pi / 4))
+
+
+def test_the_monitor_has_the_last_word_and_its_stop_is_fed_back(echo_runtime: PolicyRuntime) -> None:
+    monitor = CollisionMonitor(MonitorConfig(footprint_radius=0.2, stop_distance=0.15, slowdown_distance=0.4))
+    controller = NavigationController(echo_runtime, CONFIG, monitor)
+    controller.set_goal(5.0, 2.0, "odom")              # ahead and to the left, behind the wall
+    feed(controller, 0.0)
+    command = controller.tick(0.0)
+    assert command.is_stop and command.status == "stopped: no safety input"
+    monitor.set_obstacles(WALL_AHEAD, 0.0)
+    command = controller.tick(0.05)
+    # 0.1 m to the wall from the footprint: linear velocity stopped, the turn toward the goal allowed.
+    assert command.status == "stopped: obstacle 0.10 m"
+    assert command.linear == 0.0 and command.angular == pytest.approx(0.3)
+    feed(controller, 0.1)
+    controller.tick(0.1)
+    assert echo_runtime.state[:2] == pytest.approx([0.0, 0.3 / 1.5], abs=1e-6)
+    assert controller.tick(0.6).status == "stopped: safety input stale (older than 0.5 s)"
+    assert controller.tick(0.6).is_stop
+    monitor.set_input_error("unsupported depth encoding 'rgb8'", 0.7)
+    feed(controller, 0.7)
+    assert controller.tick(0.7).status == "stopped: invalid safety input: unsupported depth encoding 'rgb8'"
