@@ -1,7 +1,9 @@
 """Evaluate a policy bundle the way the robot runs it: onnxruntime through `PolicyRuntime`.
 
     python training/evaluate.py models/recore_pointnav --env embedded --split ood --episodes 200 \\
-        [--baseline] [--expert] [--run-dir runs/recore_depth] [--out DIR] [--workers 2] [--videos 2] [--record]
+        [--baseline] [--expert] [--run-dir runs/recore_depth] [--out DIR] [--workers 2] [--videos 2] [--record] \\
+        [--node-params config/robot.yaml [--node-param collision_monitor=false ...]] \\
+        [--latency 0.05 0.1] [--base-accel 1.0 3.0]
 
 Episode i uses seed `--seed-base` + i (default `EVAL_SEED_BASE`, the seeds the training program
 evaluates on), so two policies, the no-learning baseline of `--baseline` and the privileged
@@ -11,6 +13,13 @@ episode, episode length and return (95% bootstrap intervals of the mean). Writes
 (default runs/eval/<bundle>_<env>_<split>): `summary.json`, `summary.md`, `success_vs_steps.png`
 (from `--run-dir`'s metrics.jsonl) and `videos/`: a few successes and failures, the camera beside
 the environment's top-down picture. Episodes run in `--workers` environment processes.
+
+As on a robot: `--node-params FILE` runs the bundle through the navigation node's own controller
+and collision monitor (`training/evaluation/node_policy.py`) with the node's parameters from FILE
+(`--node-param NAME=VALUE` overrides one), and `summary.json` counts the control steps by status
+(`navigating`, `slowed: obstacle`, ...). `--latency LOW HIGH` (s, drawn per episode) and
+`--base-accel LINEAR ANGULAR` (m/s^2, rad/s^2) put a real base's dynamics between the commands
+and the simulator (`recore_nav/sim/dynamics.py`).
 """
 
 from __future__ import annotations
@@ -26,11 +35,14 @@ if __package__ in (None, ""):   # run as `python training/evaluate.py`: import `
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recore_nav.episodes import summarize
+from recore_nav.node_parameters import PARAMETERS, check_parameters, read_parameters_file
+from recore_nav.sim.dynamics import BaseDynamics
 from recore_nav.sim.factory import ENV_KINDS, check_env_available
 from recore_nav.task import MAX_EPISODE_STEPS, SPLITS
 from training.environments.collector import BatchPolicy, PerEnvPolicies
 from training.evaluation.baselines import GoalSeekingBaseline, ShortestPathExpert
 from training.evaluation.episodes import EVAL_SEED_BASE, Evaluation, EvaluationSpec, bundle_policy, evaluate
+from training.evaluation.node_policy import NodePolicies
 from training.evaluation.report import (evaluation_key, markdown_table, plot_success_vs_steps, record_in_bundle,
                                         write_video)
 
@@ -108,10 +120,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--record", action="store_true",
                         help="store this evaluation in the bundle's policy.json (evaluation.<env>/<split>)")
     parser.add_argument("--providers", default="cpu", help="onnxruntime providers (cpu, auto, cuda, tensorrt)")
+    parser.add_argument("--node-params", type=Path,
+                        help="run the bundle through the navigation node's controller and collision monitor "
+                             "with this parameter file's navigation_node parameters (config/sim.yaml, config/robot.yaml)")
+    parser.add_argument("--node-param", action="append", default=[], metavar="NAME=VALUE",
+                        help="override one navigation node parameter (with --node-params; repeatable)")
+    parser.add_argument("--latency", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="command latency of the simulated base, s, drawn per episode from [LOW, HIGH]")
+    parser.add_argument("--base-accel", type=float, nargs=2, metavar=("LINEAR", "ANGULAR"),
+                        help="acceleration limits of the simulated base, m/s^2 and rad/s^2, both ways")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error("--episodes must be at least 1")
+    if args.node_param and args.node_params is None:
+        parser.error("--node-param needs --node-params")
     return args
+
+
+def node_parameters(path: Path, overrides: list[str]) -> dict[str, Any]:
+    """The navigation node's parameters from `path`, with NAME=VALUE overrides (values read as YAML)."""
+    import yaml
+
+    parameters = read_parameters_file(path)
+    for override in overrides:
+        name, equals, value = override.partition("=")
+        if name not in PARAMETERS or not equals:
+            raise ValueError(f"--node-param {override!r}: expected NAME=VALUE with a navigation node parameter name")
+        parameters[name] = yaml.safe_load(value)
+    check_parameters(parameters)
+    return parameters
+
+
+def base_dynamics(args: argparse.Namespace) -> BaseDynamics | None:
+    """The simulated base's dynamics the arguments ask for, or None for the simulator's own."""
+    if args.latency is None and args.base_accel is None:
+        return None
+    linear, angular = args.base_accel if args.base_accel is not None else (None, None)
+    return BaseDynamics(latency=tuple(args.latency or (0.0, 0.0)), max_linear_accel=linear, max_angular_accel=angular)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,12 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bundle = read_bundle_spec(args.bundle)
         check_env_available(args.env)
-    except Exception as err:   # BundleError, the iGibson install hint: one line each
+        node = (NodePolicies(args.bundle, node_parameters(args.node_params, args.node_param), args.providers)
+                if args.node_params is not None else None)
+        dynamics = base_dynamics(args)
+    except Exception as err:   # BundleError, the iGibson install hint, bad parameters: one line each
         print(f"error: {err}", file=sys.stderr)
         return 2
     spec = EvaluationSpec(env=args.env, split=args.split, episodes=args.episodes, seed_base=args.seed_base,
                           max_steps=args.max_steps, image_size=bundle.image_height, workers=args.workers,
-                          videos=args.videos)
+                          videos=args.videos, dynamics=dynamics)
     name = bundle.name or args.bundle.name
     out = args.out or Path("runs") / "eval" / f"{name}_{args.env}_{args.split}"
     policies: dict[str, str | Path] = {name: args.bundle}
@@ -133,9 +181,15 @@ def main(argv: list[str] | None = None) -> int:
         policies[GoalSeekingBaseline.name] = "baseline"
     if args.expert:
         policies[ShortestPathExpert.name] = "expert"
-    results = {label: evaluate_policy(policy, spec, policy_tag(label), args.providers)
+    results = {label: (evaluate(node, spec, policy_tag(label)) if node is not None and policy == args.bundle
+                       else evaluate_policy(policy, spec, policy_tag(label), args.providers))
                for label, policy in policies.items()}
     summary = write_results(out, args.bundle, spec, results, args.run_dir)
+    if node is not None:
+        summary["navigation_node"] = {"parameters_file": str(args.node_params), "overrides": args.node_param,
+                                      "parameters": node.parameters, "status_steps": node.status_steps()}
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        print("control steps by status: " + ", ".join(f"{k} {v}" for k, v in node.status_steps().items()))
     rows = summary["results"]
     if args.record:
         record_in_bundle(args.bundle, evaluation_key(args.env, args.split),

@@ -19,6 +19,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from recore_nav.sim.dynamics import BaseDynamics, BaseDynamicsWrapper
 from recore_nav.task import MAX_EPISODE_STEPS
 
 ENV_ENTRY_POINTS = {
@@ -48,9 +49,12 @@ def check_env_available(kind: str) -> None:
 
 
 def make_env(kind: str = "embedded", *, split: str = "train", image_size: int = 64, seed: int | None = None,
-             max_steps: int = MAX_EPISODE_STEPS, **kwargs: Any) -> gym.Env:
-    """One environment of `kind`; `kwargs` go to its constructor (e.g. PointNavEnv's task_config)."""
-    return env_class(kind)(split=split, image_size=image_size, seed=seed, max_steps=max_steps, **kwargs)
+             max_steps: int = MAX_EPISODE_STEPS, dynamics: BaseDynamics | None = None, **kwargs: Any) -> gym.Env:
+    """One environment of `kind`; `kwargs` go to its constructor (e.g. PointNavEnv's task_config).
+    With `dynamics`, actions reach it through a base with that latency and those acceleration
+    limits (`recore_nav.sim.dynamics`)."""
+    env = env_class(kind)(split=split, image_size=image_size, seed=seed, max_steps=max_steps, **kwargs)
+    return env if dynamics is None else BaseDynamicsWrapper(env, dynamics)
 
 
 def make_vector_env(kind: str = "embedded", *, num_envs: int, split: str = "train", seed: int | None = None,

@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 from recore_nav.episodes import EpisodeRecord
+from recore_nav.sim.dynamics import BaseDynamics
 from recore_nav.sim.factory import env_class, make_vector_env
 from recore_nav.task import MAX_EPISODE_STEPS
 from training.environments.collector import BatchPolicy, PerEnvPolicies, env_infos
@@ -40,6 +41,7 @@ class EvaluationSpec:
     image_size: int = 64
     workers: int = 2                 # environment processes
     videos: int = 2                  # videos of successes and of failures, each
+    dynamics: BaseDynamics | None = None   # a real base's latency and acceleration limits (None: the simulator's)
 
     @property
     def seeds(self) -> list[int]:
@@ -157,7 +159,7 @@ def evaluate(make_policy: Callable[[int], BatchPolicy], spec: EvaluationSpec, la
     a progress bar labelled `label` where one is given."""
     workers = max(1, min(spec.workers, spec.episodes))
     envs = make_vector_env(spec.env, num_envs=workers, split=spec.split, image_size=spec.image_size,
-                           max_steps=spec.max_steps, autoreset=False)
+                           max_steps=spec.max_steps, autoreset=False, dynamics=spec.dynamics)
     progress = _progress_bar(spec, label) if label else None
     episodes: list[EpisodeRecord] = []
 
