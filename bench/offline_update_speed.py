@@ -21,7 +21,7 @@ from machine import MachineWatch   # bench/machine.py
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training.kernels.cpu_tuning import configure_cpu  # noqa: E402
-from training.methods.crl import CRLConfig, CRLInputs  # noqa: E402
+from training.methods.crl import CRLConfig  # noqa: E402
 from training.methods.wm_crl import WMCRLAgent, WorldModelConfig  # noqa: E402
 
 

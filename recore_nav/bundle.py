@@ -1,7 +1,7 @@
 """The policy bundle contract: `models/<name>/policy.onnx` + `policy.json`.
 
 One home for the format, used by the runtime that loads bundles (`recore_nav.policy`) and by
-the exporter that writes them (`training/export_onnx.py`). See ARCHITECTURE.md.
+the exporter that writes them (`training/export_onnx.py`). See docs/architecture.md.
 
 The ONNX graph is one recurrent step:
   inputs   rgb uint8 [1,H,W,3], goal float32 [1,3], prev_action float32 [1,2], state float32 [1,S]

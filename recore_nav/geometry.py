@@ -21,13 +21,19 @@ def quaternion_from_yaw(yaw: float) -> tuple[float, float, float, float]:
     return 0.0, 0.0, math.sin(yaw / 2.0), math.cos(yaw / 2.0)
 
 
+def goals_in_robot_frame(robot_poses: np.ndarray, goals: np.ndarray) -> np.ndarray:
+    """Goals [N, 2] (x, y) as (distance, cos bearing, sin bearing) [N, 3] float32, seen from robot
+    poses [N, 3] (x, y, yaw)."""
+    robot_poses, goals = np.asarray(robot_poses, np.float64), np.asarray(goals, np.float64)
+    dx, dy = goals[:, 0] - robot_poses[:, 0], goals[:, 1] - robot_poses[:, 1]
+    bearing = np.arctan2(dy, dx) - robot_poses[:, 2]
+    return np.stack([np.hypot(dx, dy), np.cos(bearing), np.sin(bearing)], -1).astype(np.float32)
+
+
 def goal_in_robot_frame(robot_x: float, robot_y: float, robot_yaw: float,
                         goal_x: float, goal_y: float) -> np.ndarray:
     """The goal as (distance, cos bearing, sin bearing) seen from the robot's pose."""
-    dx, dy = goal_x - robot_x, goal_y - robot_y
-    distance = math.hypot(dx, dy)
-    bearing = math.atan2(dy, dx) - robot_yaw
-    return np.array([distance, math.cos(bearing), math.sin(bearing)], dtype=np.float32)
+    return goals_in_robot_frame(np.array([[robot_x, robot_y, robot_yaw]]), np.array([[goal_x, goal_y]]))[0]
 
 
 def wrap_angle(angle: float) -> float:

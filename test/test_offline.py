@@ -64,7 +64,10 @@ def test_geometric_goals_follow_their_distribution_within_the_trajectory() -> No
     uniform = sampler.goals(near_end, 0.0, 1.0, geometric=False, rng=rng)
     assert uniform.min() >= 3991 and uniform.max() <= 3998
     batch = sampler.sample(512, rng)
-    assert dataset.valids[batch.states].all() and (batch.value_goals > batch.states).all()
+    # Goals lie ahead in the same trajectory (at its goal-able end, OGBench's cap, the state itself).
+    assert dataset.valids[batch.states].all() and (batch.value_goals >= batch.states).all()
+    assert (dataset.trajectory_end(batch.value_goals) == dataset.trajectory_end(batch.states)).all()
+    assert (batch.value_goals > batch.states)[batch.states < dataset.trajectory_end(batch.states) - 1].all()
 
 
 def test_target_encoder_copies_on_schedule_and_only_then() -> None:
@@ -182,3 +185,50 @@ def test_image_run_exports_a_bundle_the_runtime_runs(tmp_path: Path) -> None:
     assert _train(tmp_path, "crl_pointmaze", state_data, "state", "run.steps=2", "run.eval_env=none").returncode == 0
     with pytest.raises(RuntimeError, match="a policy bundle takes square rgb images"):
         export_bundle(tmp_path / "state", tmp_path / "no_bundle")
+
+
+def test_actor_loss_looks_at_the_actors_action_not_the_datasets() -> None:
+    """With the world model in the critic, Q(s, pi(s), g) embeds pi(s): the dataset's actions reach
+    the actor's loss only through its BC term."""
+    torch.manual_seed(0)
+    agent = WMCRLAgent(CRLConfig(hidden=(16,), latent_dim=8), WorldModelConfig(integration="critic", embed_dim=6,
+                       sa_dim=5, hidden=(16,)), (2,), 2, 2, True)
+    states, goals = torch.randn(8, 2), torch.randn(8, 2)
+    infos = [agent.crl.actor_loss(agent.crl_inputs(states, actions, goals, goals))[1]
+             for actions in (torch.rand(8, 2), -torch.rand(8, 2))]
+    assert torch.allclose(infos[0]["q_loss"], infos[1]["q_loss"]) and torch.allclose(infos[0]["q_mean"], infos[1]["q_mean"])
+    assert not torch.allclose(infos[0]["bc_loss"], infos[1]["bc_loss"])
+
+
+@pytest.mark.parametrize("integration", ["none", "actor", "all"])
+def test_awr_trains_with_every_integration(integration: str) -> None:
+    torch.manual_seed(0)
+    agent = WMCRLAgent(CRLConfig(hidden=(16,), latent_dim=8, actor_loss="awr"),
+                       WorldModelConfig(integration=integration, embed_dim=6, sa_dim=5, hidden=(16,), warmup=0),
+                       (2,), 2, 2, True)
+    states, actions, goals = torch.randn(8, 2), torch.rand(8, 2) * 2 - 1, torch.randn(8, 2)
+    info = agent.update((torch.randn(8, 3, 2), torch.rand(8, 2, 2), torch.ones(8, 2, dtype=torch.bool))
+                        if agent.world_model is not None else None,
+                        lambda: agent.crl_inputs(states, actions, goals, goals))
+    assert "value/contrastive_loss" in info and all(torch.isfinite(torch.as_tensor(v)) for v in info.values())
+
+
+def test_a_resumed_run_continues_as_if_never_stopped(tmp_path: Path) -> None:
+    from training.config import build_config, load_tree
+    from training.offline import OfflineConfig, OfflineTrainer
+
+    dataset = OfflineDataset.from_arrays(trajectories([200] * 4, np.random.default_rng(4)))
+    cfg = build_config(OfflineConfig, load_tree(REPO_ROOT / "config/train/wm_crl_pointmaze.yaml",
+                                                TINY + ["run.eval_env=none", "run.log_every=5", "world_model.warmup=4"]))
+
+    def train(run_dir: Path, steps: int, resume: bool) -> OfflineTrainer:
+        cfg.run.steps = steps
+        trainer = OfflineTrainer(cfg, dataset, run_dir, resume=resume)
+        trainer.run()
+        return trainer
+
+    straight = train(tmp_path / "straight", 12, False)
+    train(tmp_path / "split", 6, False)
+    resumed = train(tmp_path / "split", 12, True)
+    for (name, a), b in zip(straight.agent.state_dict().items(), resumed.agent.state_dict().values()):
+        assert torch.equal(a, b), name

@@ -1,4 +1,4 @@
-"""PointNavEnv on the real MuJoCo simulator and renderer: the environment contract of ARCHITECTURE.md."""
+"""PointNavEnv on the real MuJoCo simulator and renderer: the environment contract of docs/architecture.md."""
 
 import math
 import os

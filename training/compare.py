@@ -39,7 +39,8 @@ from training.evaluate import REFERENCE_POLICIES, evaluate_policy, write_results
 from training.evaluation.episodes import EvaluationSpec  # noqa: E402
 from training.evaluation.report import interval_cell  # noqa: E402
 from training.export_onnx import export_bundle  # noqa: E402
-from training.trainer import CONFIG_FILE, Trainer  # noqa: E402
+from training.run_log import CONFIG_FILE  # noqa: E402
+from training.trainer import Trainer  # noqa: E402
 
 
 def evaluation_spec(split: str, args: argparse.Namespace, videos: int = 1) -> EvaluationSpec:

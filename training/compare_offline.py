@@ -21,9 +21,11 @@ import json
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):   # run as `python training/compare_offline.py`: import `training.` from the repo
@@ -34,6 +36,7 @@ from training.checkpoint import has_checkpoint  # noqa: E402
 from training.compare import paired_success_difference, row_results  # noqa: E402
 from training.evaluation.report import interval_cell  # noqa: E402
 from training.offline import EVAL_EPISODES_FILE  # noqa: E402
+from training.run_log import CONFIG_FILE  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -67,14 +70,17 @@ def run_command(setting: Setting, row: str, seed: int, run_dir: Path, args: argp
     return command + [a for item in overrides for a in ("--set", item)]
 
 
-def finished(run_dir: Path, steps: int | None) -> bool:
-    path = run_dir / EVAL_EPISODES_FILE
-    return path.is_file() and (steps is None or json.loads(path.read_text())["step"] >= steps)
+def finished(run_dir: Path) -> bool:
+    """Whether the run reached its own `run.steps` and evaluated there."""
+    path, config = run_dir / EVAL_EPISODES_FILE, run_dir / CONFIG_FILE
+    if not (path.is_file() and config.is_file()):
+        return False
+    return json.loads(path.read_text())["step"] >= int(yaml.safe_load(config.read_text())["run"]["steps"])
 
 
 def train_all(jobs: list[tuple[Setting, str, int, Path]], args: argparse.Namespace) -> None:
     """Every unfinished run, `--parallel` at a time; logs in each run directory."""
-    pending = [job for job in jobs if not finished(job[3], args.steps)]
+    pending = [job for job in jobs if not finished(job[3])]
     running: list[tuple[subprocess.Popen, Path]] = []
     while pending or running:
         while pending and len(running) < args.parallel:
@@ -92,9 +98,11 @@ def train_all(jobs: list[tuple[Setting, str, int, Path]], args: argparse.Namespa
 
 
 def run_episodes(run_dir: Path) -> list[EpisodeRecord]:
-    """Every episode of a run's final evaluation (all tasks or splits)."""
+    """Every episode of a run's final evaluation, tasks (or splits) in order, each numbered by its
+    place in that order: splits share reset seeds, and runs are paired episode by episode."""
     data = json.loads((run_dir / EVAL_EPISODES_FILE).read_text())
-    return [EpisodeRecord(**e) for episodes in data["episodes"].values() for e in episodes]
+    records = [EpisodeRecord(**e) for episodes in data["episodes"].values() for e in episodes]
+    return [replace(record, seed=i) for i, record in enumerate(records)]
 
 
 def table_markdown(table: dict[str, dict[str, Any]], differences: dict[str, Any], title: str) -> str:
@@ -132,8 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/offline"))
     args = parser.parse_args(argv)
     args.out = args.out.resolve()
-    args.steps = next((int(float(o.split("=", 1)[1])) for o in reversed(args.overrides) if o.startswith("run.steps=")),
-                      None)
     for name in args.settings:
         if not (args.data / f"{SETTINGS[name].dataset}.npz").is_file():
             parser.error(f"no dataset {args.data / SETTINGS[name].dataset}.npz: "
@@ -149,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     differences: dict[str, Any] = {}
     for name in args.settings:
         runs = {row: {seed: {"training": {}, "episodes": {"all": run_episodes(args.out / name / row / f"seed{seed}")}}
-                      for seed in args.seeds if finished(args.out / name / row / f"seed{seed}", None)}
+                      for seed in args.seeds if finished(args.out / name / row / f"seed{seed}")}
                 for row in args.rows}
         table[name] = {row: row_results(row_runs, ("all",)) for row, row_runs in runs.items() if row_runs}
         if {"crl", "wm_crl"} <= set(table[name]):

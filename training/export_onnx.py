@@ -37,7 +37,7 @@ from training.methods.wm_crl import WMCRLAgent
 from training.checkpoint import load_checkpoint
 from training.config import config_from_dict
 from training.evaluation.report import evaluation_key
-from training.trainer import METRICS_FILE
+from training.run_log import METRICS_FILE
 
 OPSET = 17
 OFFLINE_METHODS = ("crl", "wm_crl")
@@ -64,8 +64,7 @@ class GoalReachingStep(nn.Module):
 
     def forward(self, rgb: torch.Tensor, goal: torch.Tensor, prev_action: torch.Tensor, state: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        embed = self.agent.embeddings(rgb, None, goal)
-        action = self.agent.crl.act(rgb, goal, embed["actor"], embed["goal"])
+        action = self.agent.act(rgb, goal)
         # Keep prev_action an input of the graph (an unused input is dropped by the exporter).
         return action, state + 0.0 * prev_action[:, :1]
 
@@ -128,7 +127,7 @@ def latest_evaluation(run_dir: Path, env: str) -> dict[str, dict[str, Any]]:
         for line in path.read_text().splitlines():
             record = json.loads(line) if line.strip() else {}
             split = record.get("split", record.get("task"))
-            if record.get("kind") == "eval" and split is not None:
+            if record.get("kind") == "eval" and split not in (None, "all"):   # "all": a table's pool, no split
                 values = {k: v for k, v in record.items() if k not in ("kind", "split", "task", "time")}
                 latest[evaluation_key(env, split)] = {"source": "training", **values}
     return latest

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from recore_nav.episodes import summarize, summary_values
+from recore_nav.geometry import goals_in_robot_frame
 from recore_nav.task import ACTION_DIM, GOAL_DIM
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import ConfigError, config_to_dict
@@ -35,9 +35,8 @@ from training.data.datasets import OfflineDataset
 from training.data.goal_sampling import GoalSampler, GoalSamplingConfig
 from training.methods.crl import CRLConfig, CRLInputs
 from training.methods.wm_crl import WMCRLAgent, WorldModelConfig
+from training.run_log import MetricsLog, write_config
 
-CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.jsonl"
 EVAL_EPISODES_FILE = "eval_episodes.json"
 STATE_KEYS = ("observations", "rgb")
 GOAL_KINDS = ("state", "relative_position")
@@ -92,13 +91,7 @@ def validate_offline(cfg: OfflineConfig) -> OfflineConfig:
 
 def relative_goals(poses: np.ndarray, current: np.ndarray, goal: np.ndarray) -> np.ndarray:
     """The goal steps' positions in the current steps' robot frames: (distance, cos, sin) [B, 3]."""
-    dx = poses[goal, 0] - poses[current, 0]
-    dy = poses[goal, 1] - poses[current, 1]
-    bearing = np.arctan2(dy, dx) - poses[current, 2]
-    distance = np.hypot(dx, dy)
-    # A goal at the robot has no bearing: ahead, as goal_in_robot_frame gives it.
-    bearing = np.where(distance > 1e-6, bearing, 0.0)
-    return np.stack([distance, np.cos(bearing), np.sin(bearing)], -1).astype(np.float32)
+    return goals_in_robot_frame(poses[current], poses[goal, :2])
 
 
 class OfflineBatches:
@@ -111,7 +104,9 @@ class OfflineBatches:
             raise ConfigError(f"{dataset.source} has no {cfg.data.state} for data.state")
         if cfg.data.goal == "relative_position" and dataset.robot_pose is None:
             raise ConfigError(f"{dataset.source} has no robot_pose for data.goal=relative_position")
-        self.sampler = GoalSampler(dataset.ogbench_terminals, dataset.valids, cfg.data.sampling)
+        # Goals as OGBench samples them; world-model sequences to each trajectory's real last step.
+        self.sampler = GoalSampler(dataset.ogbench_terminals, dataset.valids, cfg.data.sampling,
+                                   trajectory_ends=dataset.ends)
 
     @property
     def state_shape(self) -> tuple[int, ...]:
@@ -148,8 +143,6 @@ class OfflineTrainer:
 
     def __init__(self, cfg: OfflineConfig, dataset: OfflineDataset, run_dir: Path, resume: bool = False,
                  device: str = "cpu"):
-        from torch.utils.tensorboard import SummaryWriter
-
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.device = torch.device(device)
@@ -162,10 +155,8 @@ class OfflineTrainer:
         self.dataset_source = dataset.source
         if resume:
             self._restore()
-        else:
-            (self.run_dir / METRICS_FILE).unlink(missing_ok=True)
-        (self.run_dir / CONFIG_FILE).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-        self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step if resume else None)
+        write_config(self.run_dir, config_to_dict(cfg))
+        self.log = MetricsLog(self.run_dir, resume_step=self.step if resume else None)
         self.stop_requested = False
         self.last_eval: dict[str, float] = {}
 
@@ -187,18 +178,9 @@ class OfflineTrainer:
         torch.set_rng_state(state["torch_rng"])
         self.rng.bit_generator.state = state["numpy_rng"]
         self.step = int(state["step"])
-        path = self.run_dir / METRICS_FILE
-        if path.is_file():   # records after the checkpoint belong to the lost part of the run
-            kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= self.step]
-            path.write_text("".join(line + "\n" for line in kept))
 
     def write_metrics(self, record: dict[str, Any]) -> None:
-        record = {"step": self.step, "time": time.time(), **record}
-        with open(self.run_dir / METRICS_FILE, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        for key, value in record.items():
-            if key not in ("step", "time", "kind") and isinstance(value, (int, float)) and math.isfinite(value):
-                self.writer.add_scalar(key if "/" in key else f"{record.get('kind', 'train')}/{key}", value, self.step)
+        self.log.write(self.step, record)
 
     # -- the loop -----------------------------------------------------------------------------
     def update(self) -> dict[str, float]:
@@ -217,6 +199,7 @@ class OfflineTrainer:
                         desc=self.cfg.method)
         sums: dict[str, float] = {}
         count, last_time, last_step = 0, time.time(), self.step
+        interrupted = False
         try:
             while self.step < run.steps and not self.stop_requested:
                 for key, value in self.update().items():
@@ -236,10 +219,14 @@ class OfflineTrainer:
                     self.save()
             if not self.stop_requested and run.eval_env != "none" and self.step % run.eval_every != 0:
                 self.evaluate()
+        except KeyboardInterrupt:   # a second signal: stop now, keep the last good checkpoint
+            interrupted = True
+            raise
         finally:
             progress.close()
-            self.save()
-            self.writer.flush()
+            if not interrupted:
+                self.save()
+            self.log.flush()
         print(f"{'stopped' if self.stop_requested else 'finished'} at update {self.step}; checkpoint in {self.run_dir}",
               flush=True)
 
@@ -247,7 +234,8 @@ class OfflineTrainer:
         """The deterministic policy on the evaluation tasks; success per task (or split) and overall."""
         from training.evaluation.offline import evaluate_offline_policy
 
-        results = evaluate_offline_policy(self.agent, self.cfg, self.cfg.run.eval_episodes)
+        results = evaluate_offline_policy(self.agent, self.cfg, self.cfg.run.eval_episodes,
+                                          image_size=self.batches.state_shape[0])
         self.agent.train()
         # Every episode of the latest evaluation, for tables that pair runs episode by episode.
         (self.run_dir / EVAL_EPISODES_FILE).write_text(json.dumps(
@@ -258,5 +246,5 @@ class OfflineTrainer:
             self.write_metrics({"kind": "eval", "task": name, **values})
         overall = values
         self.last_eval = {"eval/success": overall["success_rate"]}
-        self.writer.flush()
+        self.log.flush()
         return self.last_eval

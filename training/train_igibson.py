@@ -25,7 +25,8 @@ from recore_nav.sim.factory import ENV_KINDS, check_env_available
 from training.checkpoint import has_checkpoint, stop_on_signals
 from training.config import ConfigError, load_config
 from training.kernels.cpu_tuning import configure_cpu
-from training.trainer import CONFIG_FILE, Trainer
+from training.run_log import CONFIG_FILE
+from training.trainer import Trainer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -25,7 +25,8 @@ from training.checkpoint import has_checkpoint, stop_on_signals
 from training.config import ConfigError, build_config, load_tree
 from training.data.datasets import DatasetError, describe, load_dataset
 from training.kernels.cpu_tuning import configure_cpu
-from training.offline import CONFIG_FILE, OfflineConfig, OfflineTrainer, validate_offline
+from training.offline import OfflineConfig, OfflineTrainer, validate_offline
+from training.run_log import CONFIG_FILE
 
 
 def load_offline_config(paths, overrides) -> OfflineConfig:

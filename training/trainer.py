@@ -17,7 +17,6 @@ step count, weights, optimiser and RNG states and replay.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -26,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from recore_nav.episodes import EpisodeRecord, summarize, summary_values
 from recore_nav.sim.factory import make_vector_env
@@ -37,9 +35,8 @@ from training.data.replay import EpisodeReplay
 from training.environments.collector import Collector, ExpertPolicy, RandomPolicy
 from training.evaluation.episodes import EVAL_SEED_BASE, EvaluationSpec, evaluate
 from training.methods.recore import Agent
+from training.run_log import MetricsLog, write_config
 
-CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.jsonl"
 
 
 class AgentPolicy:
@@ -69,8 +66,6 @@ class Trainer:
     """One training run in `run_dir`; `run()` trains until `run.total_steps` or a signal."""
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, env_kind: str, resume: bool, reset_actor: bool = False):
-        from torch.utils.tensorboard import SummaryWriter
-
         self.cfg, self.run_dir, self.env_kind, self.reset_actor = cfg, Path(run_dir), env_kind, reset_actor
         self.run_dir.mkdir(parents=True, exist_ok=True)
         run, agent_cfg = cfg.run, cfg.agent
@@ -91,13 +86,8 @@ class Trainer:
         self.action_scale: dict[str, float] | None = None   # the environment's speed limits, once made
         if resume:
             self._restore()
-        else:
-            (self.run_dir / METRICS_FILE).unlink(missing_ok=True)
-        # Written on resume too, so `--set` overrides given then carry into later resumes.
-        (self.run_dir / CONFIG_FILE).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-        self._drop_metrics_after(self.step)
-        # purge_step drops TensorBoard events written after the checkpoint we resumed from.
-        self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step if resume else None)
+        write_config(self.run_dir, config_to_dict(cfg))
+        self.log = MetricsLog(self.run_dir, resume_step=self.step if resume else None)
         self.updates_per_step = run.train_ratio / (agent_cfg.batch_size * agent_cfg.seq_len)
         self.stop_requested = False
         self._losses: dict[str, float] = {}
@@ -134,19 +124,8 @@ class Trainer:
             replay.capacity = self.cfg.run.replay_capacity
             self.replay = replay
 
-    def _drop_metrics_after(self, step: int) -> None:
-        # Records newer than the checkpoint belong to the lost part of an interrupted run.
-        path = self.run_dir / METRICS_FILE
-        if not path.is_file():
-            return
-        kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-        path.write_text("".join(line + "\n" for line in kept))
-
-    # -- logging ----------------------------------------------------------------------------
     def write_metrics(self, record: dict[str, Any]) -> None:
-        record = {"step": self.step, "time": time.time(), **record}
-        with open(self.run_dir / METRICS_FILE, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        self.log.write(self.step, record)
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -168,6 +147,7 @@ class Trainer:
         progress = tqdm(total=run.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
                         disable=None, desc=f"{cfg.agent.method}")
         last_time, last_step, last_updates = time.time(), self.step, self.updates
+        interrupted = False
         try:
             while self.step < run.total_steps and not self.stop_requested:
                 prefilling = self.step < run.prefill_steps
@@ -202,10 +182,14 @@ class Trainer:
                     self.save()
             if not self.stop_requested and self._last_eval_step != self.step:
                 self.evaluate()   # the run's final numbers
+        except KeyboardInterrupt:   # a second signal: stop now, keep the last good checkpoint
+            interrupted = True
+            raise
         finally:
             progress.close()
-            self.save()
-            self.writer.flush()
+            if not interrupted:
+                self.save()
+            self.log.flush()
             envs.close(terminate=self.stop_requested)
         print(f"{'stopped' if self.stop_requested else 'finished'} at step {self.step} "
               f"({self.updates} updates); checkpoint in {self.run_dir}", flush=True)
@@ -234,10 +218,6 @@ class Trainer:
             record.update({f"episode_{k}": v for k, v in values.items()})
         self._losses, self._loss_count, self._train_episodes = {}, 0, []
         self.write_metrics(record)
-        for key, value in record.items():
-            if key not in ("kind", "step") and isinstance(value, (int, float)):
-                # Loss scalars come grouped (model/, actor/, critic/); the rest under train/.
-                self.writer.add_scalar(key if "/" in key else f"train/{key}", value, self.step)
 
     def evaluate(self) -> dict[str, dict[str, float]]:
         """Fixed-seed episodes of the deterministic policy on every evaluation split (the
@@ -251,14 +231,12 @@ class Trainer:
             values = summary_values(summarize(result.episodes))
             self._last_eval[split] = values
             self.write_metrics({"kind": "eval", "split": split, **values})
-            for key, value in values.items():
-                self.writer.add_scalar(f"eval_{split}/{key}", value, self.step)
         if self.replay.num_steps > 0:
             batch = self.replay.sample(1, min(8, self.cfg.agent.seq_len), self.rng)
             with torch.no_grad():
                 images = self.agent.aux_prediction({k: torch.from_numpy(v) for k, v in batch.items()})
             for name, image in images.items():
-                self.writer.add_images(name, image.cpu().numpy(), self.step, dataformats="NHWC")
-        self.writer.flush()
+                self.log.writer.add_images(name, image.cpu().numpy(), self.step, dataformats="NHWC")
+        self.log.flush()
         self._last_eval_step = self.step
         return self._last_eval

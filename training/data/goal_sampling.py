@@ -54,7 +54,9 @@ class GoalBatch:
 class GoalSampler:
     """States and goals from a dataset's `terminals` and `valids` (OGBench's loader's arrays)."""
 
-    def __init__(self, terminals: np.ndarray, valids: np.ndarray, config: GoalSamplingConfig):
+    def __init__(self, terminals: np.ndarray, valids: np.ndarray, config: GoalSamplingConfig,
+                 trajectory_ends: np.ndarray | None = None):
+        """`trajectory_ends`: each trajectory's last step, for sequences (default: the terminals)."""
         self.config = config
         (self.valid_indices,) = np.nonzero(np.asarray(valids) > 0)
         (self.terminal_indices,) = np.nonzero(np.asarray(terminals) > 0)
@@ -62,6 +64,7 @@ class GoalSampler:
             raise ValueError("the dataset has no valid step or no terminal")
         if self.terminal_indices[-1] < self.valid_indices[-1]:
             raise ValueError("the dataset's last trajectory has no terminal")
+        self.trajectory_ends = self.terminal_indices if trajectory_ends is None else np.asarray(trajectory_ends)
 
     def final_indices(self, indices: np.ndarray) -> np.ndarray:
         """The last goal-able step of each index's trajectory (its first terminal at or after it)."""
@@ -99,5 +102,5 @@ class GoalSampler:
         trajectory's end) and a mask [B, horizon] of the transitions that stay in the trajectory."""
         starts = self.random_states(batch_size, rng)
         steps = starts[:, None] + np.arange(horizon + 1)[None]
-        final = self.final_indices(starts)[:, None]
+        final = self.trajectory_ends[np.searchsorted(self.trajectory_ends, starts)][:, None]
         return np.minimum(steps, final), steps[:, 1:] <= final

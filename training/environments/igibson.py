@@ -1,4 +1,4 @@
-"""iGibson's point-goal task behind this project's environment contract (ARCHITECTURE.md).
+"""iGibson's point-goal task behind this project's environment contract (docs/architecture.md).
 
 `IGibsonPointNavEnv` wraps `igibson.envs.igibson_env.iGibsonEnv` with task `point_nav_random`
 (the task the embedded simulator copies: success within 0.36 m, 500 steps, geodesic potential

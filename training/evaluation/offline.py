@@ -33,13 +33,15 @@ class GoalReachingPolicy:
         return self.agent.act(rgb, goal).cpu().numpy()
 
 
-def evaluate_offline_policy(agent: WMCRLAgent, cfg: OfflineConfig, episodes: int) -> dict[str, list[EpisodeRecord]]:
-    """Episodes per task ("task1".."task5") or per split, as `cfg.run.eval_env` says."""
+def evaluate_offline_policy(agent: WMCRLAgent, cfg: OfflineConfig, episodes: int,
+                            image_size: int = 64) -> dict[str, list[EpisodeRecord]]:
+    """Episodes per task ("task1".."task5") or per split, as `cfg.run.eval_env` says; the
+    simulator renders at the policy's `image_size`."""
     agent.eval()
     if cfg.run.eval_env == "embedded":
         out = {}
         for split in cfg.run.eval_splits:
-            spec = EvaluationSpec(split=split, episodes=episodes, workers=2, videos=0)
+            spec = EvaluationSpec(split=split, episodes=episodes, image_size=image_size, workers=2, videos=0)
             out[split] = evaluate(lambda num_envs: GoalReachingPolicy(agent), spec).episodes
         return out
 

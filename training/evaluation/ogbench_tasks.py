@@ -27,10 +27,17 @@ def run_task(env_name: str, task_id: int, policy: GoalPolicy, episodes: int, see
     """`episodes` episodes of one evaluation task; episode i is reset with seed `seed + i`."""
     envs = [make_ogbench_env(env_name) for _ in range(episodes)]
     observations, goals = [], []
-    for i, env in enumerate(envs):
-        ob, info = env.reset(seed=seed + i, options={"task_id": task_id, "render_goal": False})
-        observations.append(ob)
-        goals.append(info["goal"])
+    saved = np.random.get_state()
+    try:
+        for i, env in enumerate(envs):
+            # OGBench perturbs a task's start and goal with numpy's global generator: seed it too,
+            # so episode i is the same episode in every evaluation.
+            np.random.seed(seed + i)
+            ob, info = env.reset(seed=seed + i, options={"task_id": task_id, "render_goal": False})
+            observations.append(ob)
+            goals.append(info["goal"])
+    finally:
+        np.random.set_state(saved)
     observations, goals = np.asarray(observations, np.float32), np.asarray(goals, np.float32)
     active = np.ones(episodes, bool)
     returns, lengths = np.zeros(episodes), np.zeros(episodes, np.int64)

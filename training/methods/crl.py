@@ -14,7 +14,7 @@ for each network (`training.methods.wm_crl`); without them this is plain CRL.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -48,14 +48,21 @@ class CRLConfig:
     precision: str = "fp32"                     # fp32, or bf16 mixed precision (weights and losses float32)
 
 
-def gelu_mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, layer_norm: bool) -> nn.Sequential:
-    """OGBench's MLP: Linear (+ LayerNorm) + GELU per hidden layer, then a linear output."""
+def gelu_mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, layer_norm: bool,
+             final_init_scale: float = 1.0) -> nn.Sequential:
+    """OGBench's MLP: Linear + GELU (+ LayerNorm) per hidden layer, then a linear output; weights
+    Xavier-uniform (flax's variance_scaling(1, fan_avg, uniform)), the output's scaled by
+    `final_init_scale` (OGBench's actor mean: 1e-2), biases zero."""
     modules: list[nn.Module] = []
     dim = in_dim
     for units in hidden:
-        modules += [nn.Linear(dim, units), *([nn.LayerNorm(units)] if layer_norm else []), nn.GELU()]
+        modules += [nn.Linear(dim, units), nn.GELU(), *([nn.LayerNorm(units)] if layer_norm else [])]
         dim = units
     modules.append(nn.Linear(dim, out_dim))
+    for module in modules:
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight, gain=final_init_scale ** 0.5 if module is modules[-1] else 1.0)
+            nn.init.zeros_(module.bias)
     return nn.Sequential(*modules)
 
 
@@ -101,8 +108,10 @@ class CRLInputs:
     actions: torch.Tensor                # [B, A]
     value_goals: torch.Tensor            # [B, G]: goals of the critic (future states of the trajectory)
     actor_goals: torch.Tensor            # [B, G]
-    critic_embed: torch.Tensor | None = None      # [B, E]: z_sa(s, a), into phi
-    actor_embed: torch.Tensor | None = None       # [B, E]: z_s(s), into the actor
+    # z_sa(s, .) into phi: a function of the actions, so the actor's loss sees the embedding of the
+    # actor's own action (its gradient reaches the action through it), not the dataset's.
+    critic_embed: Callable[[torch.Tensor], torch.Tensor] | None = None
+    actor_embed: torch.Tensor | None = None       # [B, E]: z_s(s), into the actor (and AWR's value)
     value_goal_embed: torch.Tensor | None = None  # [B, E]: z_s(g), into psi
     actor_goal_embed: torch.Tensor | None = None  # [B, E]: z_s(g), into the actor
 
@@ -143,11 +152,12 @@ class CRLAgent(nn.Module):
         embed = dict(embed_dims or {})
         image = len(state_shape) == 3
         # Each network its own state encoder, as OGBench's (critic_state, actor; value_state for AWR),
-        # unless an image network takes the world model's embedding instead.
-        self.own_encoder = {role: not (image and embed.get(role)) for role in ("critic", "actor", "value")}
+        # unless an image network takes the world model's embedding instead. AWR's value network
+        # takes the actor's embedding, z_s(s).
+        embed["value"] = embed.get("actor", 0)
+        roles = ("critic", "actor", "value") if cfg.actor_loss == "awr" else ("critic", "actor")
         self.encoders = nn.ModuleDict({role: StateEncoder(state_shape, cfg.cnn_depth)
-                                       for role, own in self.own_encoder.items()
-                                       if own and (role != "value" or cfg.actor_loss == "awr")})
+                                       for role in roles if not (image and embed.get(role))})
 
         def width(role: str) -> int:
             return (self.encoders[role].out_dim if role in self.encoders else 0) + embed.get(role, 0)
@@ -156,7 +166,8 @@ class CRLAgent(nn.Module):
         self.critic = BilinearCritic(width("critic") + action_dim, goal_in, cfg)
         self.value = (BilinearCritic(width("value"), goal_in, CRLConfig(**{**cfg.__dict__, "ensemble": 1}))
                       if cfg.actor_loss == "awr" else None)
-        self.actor = gelu_mlp(width("actor") + goal_in, cfg.hidden, action_dim, layer_norm=False)
+        self.actor = gelu_mlp(width("actor") + goal_in, cfg.hidden, action_dim, layer_norm=False,
+                              final_init_scale=1e-2)
 
     # -- network inputs ---------------------------------------------------------------------
     def _state_input(self, role: str, states: torch.Tensor, embedding: torch.Tensor | None) -> torch.Tensor:
@@ -179,18 +190,21 @@ class CRLAgent(nn.Module):
         """The deterministic action in [-1, 1]."""
         return self.action_mean(states, goals, actor_embed, goal_embed).clamp(-1.0, 1.0)
 
+    def critic_input(self, inputs: CRLInputs, actions: torch.Tensor) -> torch.Tensor:
+        """phi's input for the batch's states and these actions."""
+        embed = inputs.critic_embed(actions) if inputs.critic_embed is not None else None
+        return torch.cat([self._state_input("critic", inputs.states, embed), actions], -1)
+
     def q_values(self, inputs: CRLInputs, actions: torch.Tensor, goals: torch.Tensor,
                  goal_embed: torch.Tensor | None) -> torch.Tensor:
-        x = torch.cat([self._state_input("critic", inputs.states, inputs.critic_embed), actions], -1)
-        return self.critic(x, self._goal_input(goals, goal_embed))
+        return self.critic(self.critic_input(inputs, actions), self._goal_input(goals, goal_embed))
 
     # -- losses -----------------------------------------------------------------------------
     def contrastive_loss(self, inputs: CRLInputs, module: str = "critic") -> tuple[torch.Tensor, dict[str, float]]:
         """NCE of the critic (or, for AWR, the value) over the batch: row i's positive is goal i."""
         goals = self._goal_input(inputs.value_goals, inputs.value_goal_embed)
         if module == "critic":
-            x = torch.cat([self._state_input("critic", inputs.states, inputs.critic_embed), inputs.actions], -1)
-            net = self.critic
+            x, net = self.critic_input(inputs, inputs.actions), self.critic
         else:
             x, net = self._state_input("value", inputs.states, inputs.actor_embed), self.value
         phi, psi = net.embeddings(x, goals)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from training.methods.crl import CRLAgent, CRLConfig, CRLInputs, StateEncoder, gelu_mlp
+from training.methods.crl import CRLAgent, CRLConfig, CRLInputs, StateEncoder, frozen, gelu_mlp
 
 INTEGRATIONS = ("none", "critic", "actor", "goal", "all")
 
@@ -139,34 +139,37 @@ class WMCRLAgent(nn.Module):
 
     # -- inputs -----------------------------------------------------------------------------
     @torch.no_grad()
-    def embeddings(self, states: torch.Tensor, actions: torch.Tensor | None = None,
-                   goals: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
-        """The detached world-model embeddings each integrated network takes."""
-        out: dict[str, torch.Tensor | None] = {"critic": None, "actor": None, "goal": None}
-        if self.world_model is None:
-            return out
-        z = self.world_model.z_s(states) if {"critic", "actor"} & self.roles else None
-        if "critic" in self.roles and actions is not None:
-            out["critic"] = self.world_model.z_sa(z, actions)
-        if "actor" in self.roles:
-            out["actor"] = z
-        if "goal" in self.roles and goals is not None:
-            out["goal"] = self.world_model.z_s(goals)
+    def embeddings(self, states: torch.Tensor, goals: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
+        """The detached world-model embeddings: z_s of the states ("state", where the critic or
+        the actor takes it) and of the goals ("goal", where the goal encoder takes it)."""
+        out: dict[str, torch.Tensor | None] = {"state": None, "goal": None}
+        if self.world_model is not None:
+            if {"critic", "actor"} & self.roles:
+                out["state"] = self.world_model.z_s(states)
+            if "goal" in self.roles and goals is not None:
+                out["goal"] = self.world_model.z_s(goals)
         return out
 
     def crl_inputs(self, states: torch.Tensor, actions: torch.Tensor, value_goals: torch.Tensor,
                    actor_goals: torch.Tensor) -> CRLInputs:
-        embed = self.embeddings(states, actions, value_goals)
-        actor_goal_embed = self.embeddings(states, None, actor_goals)["goal"] if "goal" in self.roles else None
+        embed = self.embeddings(states, value_goals)
+        z_s = embed["state"]
+        critic_embed = None
+        if "critic" in self.roles:
+            # z_sa of whichever actions the critic is asked about: the dataset's for its own loss,
+            # the actor's for the actor's (the world model stays fixed in the CRL update).
+            def critic_embed(a: torch.Tensor) -> torch.Tensor:
+                return self.world_model.z_sa(z_s, a)
         return CRLInputs(states=states, actions=actions, value_goals=value_goals, actor_goals=actor_goals,
-                         critic_embed=embed["critic"], actor_embed=embed["actor"],
-                         value_goal_embed=embed["goal"], actor_goal_embed=actor_goal_embed)
+                         critic_embed=critic_embed, actor_embed=z_s if "actor" in self.roles else None,
+                         value_goal_embed=embed["goal"],
+                         actor_goal_embed=self.embeddings(states, actor_goals)["goal"] if "goal" in self.roles else None)
 
     @torch.no_grad()
     def act(self, states: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
         """Deterministic actions in [-1, 1] for states [B, ...] and goals [B, G]."""
-        embed = self.embeddings(states, None, goals)
-        return self.crl.act(states, goals, embed["actor"], embed["goal"])
+        embed = self.embeddings(states, goals)
+        return self.crl.act(states, goals, embed["state"] if "actor" in self.roles else None, embed["goal"])
 
     # -- learning ---------------------------------------------------------------------------
     def update(self, sequences: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
@@ -191,8 +194,9 @@ class WMCRLAgent(nn.Module):
 
     def update_crl(self, inputs: CRLInputs) -> dict:
         """One actor-critic step; info under critic/, value/, actor/."""
-        loss, info = self.crl.loss(inputs)
-        self._step("crl", loss, self.crl)
+        with frozen(self.world_model):
+            loss, info = self.crl.loss(inputs)
+            self._step("crl", loss, self.crl)
         return info
 
     def _step(self, name: str, loss: torch.Tensor, module: nn.Module) -> None:
