@@ -29,6 +29,7 @@ import yaml
 from recore_nav.image_conversion import ImageConversionError, check_image_layout
 
 SLOWED = "slowed"
+STOPPED = "stopped"
 STEERED = "steered"
 STEER_CHOICES = 31          # turn rates tried between -steer_limit and steer_limit
 
@@ -74,11 +75,12 @@ class MonitorConfig:
     stop_distance: float = 0.15            # travel before contact below which linear velocity is 0
     slowdown_distance: float = 0.4         # ... below which it is scaled by slowdown_ratio
     slowdown_ratio: float = 0.5
-    steer_limit: float = 0.0               # rad/s; > 0: a stopped command may turn up to this instead
+    steer_limit: float = 1.5               # rad/s; > 0: a stopped command may turn up to this instead
+    turn_away: float = 1.0                 # rad/s; > 0: stopped, turn away from the obstacle at least this fast
     min_obstacle_height: float = 0.05      # depth points outside these heights (the floor, above
     max_obstacle_height: float = 1.0       # the robot) are not obstacles
     input_timeout: float = 0.5
-    obstacle_memory: float = 0.0           # s an obstacle out of the sensor's view is remembered (odometry)
+    obstacle_memory: float = 2.0           # s an obstacle out of the sensor's view is remembered (odometry)
     path_resolution: float = 0.02          # the swept footprint is checked every this much travel
 
     def __post_init__(self) -> None:
@@ -269,6 +271,21 @@ def swept_poses(linear: float, angular: float, distance: float, resolution: floa
     return travel, np.stack([x, y, yaw], axis=1)
 
 
+def turn_blocked(angular: float, points: np.ndarray, config: MonitorConfig) -> bool:
+    """Whether turning in place sweeps a polygon footprint into one of `points` before its
+    outermost corner has moved `stop_distance` (a circle about the base turns clear of everything)."""
+    if angular == 0.0 or not config.footprint or len(points) == 0:
+        return False
+    extent = _footprint_extent(config)
+    step = config.path_resolution / extent
+    angles = math.copysign(1.0, angular) * np.arange(step, config.stop_distance / extent + step, step)
+    cos_t, sin_t = np.cos(angles)[:, None], np.sin(angles)[:, None]
+    x, y = points[None, :, 0], points[None, :, 1]
+    turned = np.stack([cos_t * x + sin_t * y, -sin_t * x + cos_t * y], axis=-1)
+    # What the footprint already overlaps, it cannot turn away from either: not counted.
+    return bool(inside_footprint(turned, config)[:, ~inside_footprint(points, config)].any())
+
+
 def free_distance(linear: float, angular: float, points: np.ndarray, config: MonitorConfig) -> float:
     """How far (m of travel) the footprint goes along the command's arc before it touches one of
     `points`, checked up to the slow-down distance (inf beyond). Points already inside the
@@ -306,6 +323,7 @@ class CollisionMonitor:
         self._error: str | None = None
         self._received: float | None = None
         self._memory: list[tuple[float, np.ndarray]] = []   # (received, points (N, 2) in the odometry frame)
+        self._turn_side = 0.0
 
     def set_obstacles(self, obstacles: Obstacles, received: float, pose: Pose | None = None) -> None:
         """The newest reading, and the robot's odometry pose (x, y, yaw) when it was taken, if known."""
@@ -346,15 +364,31 @@ class CollisionMonitor:
             return f"safety input stale (older than {self.config.input_timeout:g} s)"
         return None
 
-    def limit(self, linear: float, angular: float, pose: Pose | None = None) -> Decision:
+    def limit(self, linear: float, angular: float, pose: Pose | None = None,
+              turn_rates: tuple[float, float] = (-math.inf, math.inf)) -> Decision:
         """The command made safe by the obstacles the monitor holds, seen from `pose` (the robot's
-        odometry pose now, for remembered obstacles); call only while `input_problem` is None."""
+        odometry pose now, for remembered obstacles); call only while `input_problem` is None.
+        A turn rate the monitor chooses (steering, turning away) stays within `turn_rates`, those
+        the robot can reach this period."""
+        assert self._obstacles is not None
+        points = self.obstacle_points(pose)
+        decision = self._limit_travel(points, linear, angular, turn_rates)
+        if decision.linear != 0.0:
+            self._turn_side = 0.0
+        if decision.linear == 0.0 and turn_blocked(decision.angular, points, self.config):
+            return Decision(0.0, 0.0, f"{STOPPED}: obstacle in the turn")
+        return decision
+
+    def _limit_travel(self, points: np.ndarray, linear: float, angular: float,
+                      turn_rates: tuple[float, float]) -> Decision:
+        """Stop, slow, steer or leave the command by what lies along its path."""
         if linear == 0.0:
             return Decision(0.0, angular, None)
         assert self._obstacles is not None
         if not self._obstacles.sees(0.0 if linear > 0.0 else math.pi):
-            return Decision(0.0, angular, f"stopped: {'forward' if linear > 0.0 else 'reverse'} motion not monitored")
-        points = self.obstacle_points(pose)
+            direction = "forward" if linear > 0.0 else "reverse"
+            return Decision(0.0, self._turned_away(points, angular, turn_rates),
+                            f"{STOPPED}: {direction} motion not monitored")
         distance, allowed = self._drive(points, linear, angular)
         if allowed == linear:
             return Decision(linear, angular, None)
@@ -364,11 +398,28 @@ class CollisionMonitor:
         if cfg.steer_limit > 0.0:
             # The nearest turn rate on which the same speed is not stopped.
             turns = np.linspace(-cfg.steer_limit, cfg.steer_limit, STEER_CHOICES)
+            turns = turns[(turns >= turn_rates[0]) & (turns <= turn_rates[1])]
             for turn in sorted(turns, key=lambda w: abs(w - angular)):
                 _, steered = self._drive(points, linear, float(turn))
                 if steered is not None:
                     return Decision(steered, float(turn), f"{STEERED}: obstacle {distance:.2f} m")
-        return Decision(0.0, angular, f"stopped: obstacle {distance:.2f} m")
+        return Decision(0.0, self._turned_away(points, angular, turn_rates), f"{STOPPED}: obstacle {distance:.2f} m")
+
+    def _turned_away(self, points: np.ndarray, angular: float, turn_rates: tuple[float, float]) -> float:
+        """With `turn_away`, the turn rate of a robot that may not drive: away from the side the
+        obstacles ahead are on, at least `turn_away` fast, and kept to that side until it drives
+        again (so an obstacle dead ahead does not make it turn back and forth). Without obstacles
+        ahead, or without `turn_away`: the policy's own."""
+        cfg = self.config
+        if cfg.turn_away <= 0.0:
+            return angular
+        if self._turn_side == 0.0:
+            reach = _footprint_extent(cfg) + cfg.slowdown_distance
+            ahead = points[(points[:, 0] > 0.0) & (np.hypot(points[:, 0], points[:, 1]) <= reach)]
+            if len(ahead) == 0:
+                return angular
+            self._turn_side = -1.0 if float(ahead[:, 1].mean()) > 0.0 else 1.0
+        return float(np.clip(self._turn_side * max(abs(angular), cfg.turn_away), *turn_rates))
 
     def _drive(self, points: np.ndarray, linear: float, angular: float) -> tuple[float, float | None]:
         """The free distance along this arc, and the linear velocity allowed on it: `linear`

@@ -19,13 +19,13 @@ from typing import Protocol
 import numpy as np
 
 from recore_nav import task
-from recore_nav.collision_monitor import CollisionMonitor
+from recore_nav.collision_monitor import STOPPED, CollisionMonitor
 from recore_nav.geometry import goal_in_robot_frame, quaternion_from_yaw, yaw_from_quaternion
 
 IDLE = "idle"
 NAVIGATING = "navigating"
 REACHED = "reached"
-STOPPED = "stopped"
+# STOPPED ("stopped: <reason>") is the collision monitor's word too, so it lives there.
 # Orientation quaternions whose norm is further than this from 1 are broken, not merely rounded.
 UNIT_QUATERNION_TOLERANCE = 0.01
 
@@ -129,6 +129,12 @@ def limit_speed_change(previous: float, target: float, max_step: float) -> float
     return previous + max(-max_step, min(max_step, target - previous))
 
 
+def reachable_speeds(previous: float, max_step: float, limit: float) -> tuple[float, float]:
+    """The speeds `limit_speed_change` can reach from `previous` in one period, within +-limit."""
+    low, high = (-max_step, previous + max_step) if previous >= 0.0 else (previous - max_step, max_step)
+    return max(low, -limit), min(high, limit)
+
+
 class NavigationController:
     """Drives toward one goal at a time with a policy; zero velocity whenever in doubt."""
 
@@ -220,7 +226,9 @@ class NavigationController:
         angular = limit_speed_change(self._angular, angular, cfg.max_angular_accel * cfg.control_period)
         status = NAVIGATING
         if self.monitor is not None:
-            decision = self.monitor.limit(linear, angular, self.pose)
+            turn_rates = reachable_speeds(self._angular, cfg.max_angular_accel * cfg.control_period,
+                                          cfg.max_angular_speed)
+            decision = self.monitor.limit(linear, angular, self.pose, turn_rates)
             linear, angular, status = decision.linear, decision.angular, decision.status or NAVIGATING
         self._linear, self._angular = linear, angular
         return Command(linear, angular, status)

@@ -58,6 +58,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "slowdown_ratio": (_MONITOR.slowdown_ratio, "linear speed factor in the slow-down zone"),
     "steer_limit": (_MONITOR.steer_limit, "rad/s; > 0: where the command would be stopped, drive on the nearest "
                                           "turn rate up to this that is clear instead"),
+    "turn_away": (_MONITOR.turn_away, "rad/s; > 0: stopped by an obstacle, turn in place away from it at least this fast"),
     "obstacle_memory": (_MONITOR.obstacle_memory, "s an obstacle out of the safety input's view is remembered "
                                                   "by odometry (a forward camera's blind sides); 0: not at all"),
     "min_obstacle_height": (_MONITOR.min_obstacle_height, "depth points lower than this are floor, m"),
@@ -121,7 +122,7 @@ def monitor_config(p: dict[str, Any]) -> MonitorConfig:
     return MonitorConfig(
         footprint_radius=p["footprint_radius"], footprint=footprint_from_text(p["footprint"]),
         stop_distance=p["stop_distance"], slowdown_distance=p["slowdown_distance"],
-        slowdown_ratio=p["slowdown_ratio"], steer_limit=p["steer_limit"], min_obstacle_height=p["min_obstacle_height"],
+        slowdown_ratio=p["slowdown_ratio"], steer_limit=p["steer_limit"], turn_away=p["turn_away"], min_obstacle_height=p["min_obstacle_height"],
         max_obstacle_height=p["max_obstacle_height"], input_timeout=p["safety_timeout"],
         obstacle_memory=p["obstacle_memory"])
 

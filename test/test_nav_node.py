@@ -377,28 +377,26 @@ def test_bad_bundle_stops_the_node_at_start_with_one_line(start_node, bundle: Pa
     assert "Traceback" not in output
 
 
-def test_the_monitor_stops_the_robot_before_a_wall_and_lets_it_turn_away(robot: KinematicRobot, nav_node) -> None:
+def test_the_monitor_keeps_the_robot_off_a_wall_and_lets_it_turn_away(robot: KinematicRobot, nav_node) -> None:
     wall_x = 1.5
     robot.wall_x = wall_x
     robot.send_goal(50.0, 0.0)                       # straight through the wall
     robot.wait_for_status("slowed: obstacle", 10.0, nav_node)
     stopped_at = robot.wait_for_status("stopped: obstacle", 5.0, nav_node)
-    time.sleep(1.0)
-    assert all(v == 0.0 for _, v, _ in robot.twists_since(stopped_at + SLACK)), "crept on toward the wall"
     with robot.lock:
         gap = wall_x - robot.x - ROBOT_RADIUS
     assert 0.05 < gap < 0.4, f"stopped {gap:.2f} m from the wall"
-    assert robot.status().startswith("stopped: obstacle") and nav_node.alive()
+    # The policy keeps pushing at the wall: the robot turns away from it and slides along it on
+    # arcs the monitor finds clear, but never touches it.
+    time.sleep(3.0)
+    assert any(w != 0.0 for _, _, w in robot.twists_since(stopped_at)), "did not turn away"
 
-    # A goal behind and to the left: the robot turns in place (reversing toward it is not watched
-    # by a forward camera), then drives away along the wall.
-    robot.send_goal(0.0, 3.0)
+    robot.send_goal(0.0, 3.0)                        # behind and to the left: turn, then drive away
     robot.wait_for(lambda: robot.y > 0.5, 20.0, "driving away from the wall", nav_node)
     with robot.lock:
         statuses = [status for _, status in robot.statuses]
         assert robot.max_x + ROBOT_RADIUS < wall_x, f"touched the wall (x up to {robot.max_x:.2f})"
-    assert "stopped: reverse motion not monitored" in statuses
-    assert statuses[-1] in ("navigating", "reached") or statuses[-1].startswith("slowed")
+    assert {"slowed", "stopped"} <= {status.split(":")[0] for status in statuses}
     assert_twists_bounded(robot.twists_since(0.0))
     output = nav_node.output()
     assert output.count("status: stopped: obstacle") == 1, "the monitor's stops are logged once per cause"

@@ -13,7 +13,7 @@ from onnx_policies import write_goal_seeking_bundle
 
 from recore_nav.collision_monitor import CollisionMonitor, MonitorConfig, Obstacles
 from recore_nav.navigation_controller import (ControllerConfig, NavigationController, OdometryReading,
-                                              limit_speed_change, status_cause)
+                                              limit_speed_change, reachable_speeds, status_cause)
 from recore_nav.policy import PolicyRuntime
 
 CONFIG = ControllerConfig(control_period=0.1, goal_tolerance=0.36, image_timeout=0.5, odom_timeout=0.5,
@@ -225,7 +225,8 @@ WALL_AHEAD = Obstacles(np.array([[0.3, y] for y in np.linspace(-1.0, 1.0, 41)]),
 
 
 def test_the_monitor_has_the_last_word_and_its_stop_is_fed_back(echo_runtime: PolicyRuntime) -> None:
-    monitor = CollisionMonitor(MonitorConfig(footprint_radius=0.2, stop_distance=0.15, slowdown_distance=0.4))
+    monitor = CollisionMonitor(MonitorConfig(footprint_radius=0.2, stop_distance=0.15, slowdown_distance=0.4,
+                                             steer_limit=0.0, turn_away=0.0))
     controller = NavigationController(echo_runtime, CONFIG, monitor)
     controller.set_goal(5.0, 2.0, "odom")              # ahead and to the left, behind the wall
     feed(controller, 0.0)
@@ -244,3 +245,27 @@ def test_the_monitor_has_the_last_word_and_its_stop_is_fed_back(echo_runtime: Po
     monitor.set_input_error("unsupported depth encoding 'rgb8'", 0.7)
     feed(controller, 0.7)
     assert controller.tick(0.7).status == "stopped: invalid safety input: unsupported depth encoding 'rgb8'"
+
+
+@pytest.mark.parametrize("previous, expected", [(0.0, (-0.3, 0.3)), (1.0, (-0.3, 1.3)), (-1.4, (-1.5, 0.3))])
+def test_reachable_speeds_are_what_limit_speed_change_allows(previous: float, expected: tuple) -> None:
+    low, high = reachable_speeds(previous, 0.3, 1.5)
+    assert (low, high) == pytest.approx(expected)
+    for target in np.linspace(-1.5, 1.5, 31):
+        assert low - 1e-9 <= limit_speed_change(previous, float(target), 0.3) <= high + 1e-9
+
+
+def test_turns_the_monitor_chooses_respect_the_acceleration_limit(runtime: PolicyRuntime) -> None:
+    monitor = CollisionMonitor(MonitorConfig(turn_away=1.0, steer_limit=1.5, obstacle_memory=0.0))
+    controller = NavigationController(runtime, CONFIG, monitor)
+    controller.set_goal(5.0, 0.0, "odom")                   # dead ahead, through the wall
+    angulars = []
+    for i in range(6):
+        feed(controller, i * 0.1)
+        monitor.set_obstacles(WALL_AHEAD, i * 0.1)
+        command = controller.tick(i * 0.1)
+        assert command.status.startswith(("stopped: obstacle", "steered: obstacle")), command.status
+        angulars.append(command.angular)
+    steps = np.abs(np.diff([0.0] + angulars))
+    assert np.all(steps <= 3.0 * 0.1 + 1e-9), angulars     # CONFIG: 3 rad/s^2
+    assert abs(angulars[-1]) == pytest.approx(1.0)           # turning away, once it got there

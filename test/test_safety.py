@@ -4,13 +4,14 @@ robot it keeps off a wall, driven by a real ONNX policy through the navigation c
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from onnx_policies import write_goal_seeking_bundle
 from sensor_msgs.msg import Image, LaserScan
 
-from recore_nav.collision_monitor import (CollisionMonitor, DepthCamera, MonitorConfig, Obstacles, SafetyInputError,
+from recore_nav.collision_monitor import (CollisionMonitor, Decision, DepthCamera, MonitorConfig, Obstacles, SafetyInputError,
                                           ScannerPose, depth_image_metres, depth_obstacles, free_distance,
                                           scan_obstacles, scan_ranges)
 from recore_nav.navigation_controller import ControllerConfig, NavigationController, OdometryReading
@@ -18,7 +19,9 @@ from recore_nav.policy import PolicyRuntime
 from recore_nav.sim import PointNavEnv
 from recore_nav.sim.layout import Box, Layout, Rect, enclosing_walls
 
-CONFIG = MonitorConfig(footprint_radius=0.2, stop_distance=0.15, slowdown_distance=0.4, slowdown_ratio=0.5)
+# Nav2's zones alone: no steering, no turning away, no memory.
+CONFIG = MonitorConfig(footprint_radius=0.2, stop_distance=0.15, slowdown_distance=0.4, slowdown_ratio=0.5,
+                       steer_limit=0.0, turn_away=0.0, obstacle_memory=0.0)
 FORWARD_VIEW = (0.0, math.pi / 4)
 ROOM = Rect(0.0, 0.0, 4.0, 3.0)      # walls centred on the edges: the east wall's inner face at x = 3.95
 EAST_WALL = 3.95
@@ -59,8 +62,7 @@ def test_what_the_robot_moves_away_from_does_not_stop_it() -> None:
 
 
 def test_a_polygon_footprint_is_swept_by_its_shape() -> None:
-    wide = MonitorConfig(footprint=((0.2, 0.35), (0.2, -0.35), (-0.2, -0.35), (-0.2, 0.35)), stop_distance=0.15,
-                         slowdown_distance=0.4)
+    wide = replace(CONFIG, footprint=((0.2, 0.35), (0.2, -0.35), (-0.2, -0.35), (-0.2, 0.35)))
     off_centre = points((0.5, 0.3))
     assert free_distance(0.5, 0.0, off_centre, CONFIG) == math.inf       # the 0.2 m circle passes it
     assert free_distance(0.5, 0.0, off_centre, wide) == pytest.approx(0.28, abs=0.021)
@@ -82,12 +84,33 @@ def test_stop_and_slowdown_zones_leave_rotation_alone() -> None:
 
 def test_steering_takes_the_nearest_clear_turn_instead_of_stopping() -> None:
     wall_on_the_left = points(*[(x, 0.25) for x in np.linspace(0.0, 1.0, 51)])
-    steering = monitor_with(wall_on_the_left, config=MonitorConfig(steer_limit=1.5))
+    steering = monitor_with(wall_on_the_left, config=replace(CONFIG, steer_limit=1.5))
     decision = steering.limit(0.4, 1.0)                                  # into the wall
     assert decision.status.startswith("steered: obstacle") and decision.linear > 0.0
     assert -1.5 <= decision.angular < 1.0
     assert free_distance(decision.linear, decision.angular, wall_on_the_left, steering.config) >= 0.15
     assert monitor_with(wall_on_the_left).limit(0.4, 1.0).linear == 0.0  # steer_limit 0: a plain stop
+
+
+def test_stopped_it_turns_away_from_the_obstacle_and_keeps_to_that_side() -> None:
+    turning = replace(CONFIG, turn_away=1.0)
+    box_ahead_left = monitor_with(points((0.3, 0.05), (0.3, 0.15)), config=turning)
+    decision = box_ahead_left.limit(0.4, 0.2)                            # the policy turns into it, slowly
+    assert (decision.linear, decision.angular) == (0.0, -1.0)
+    assert box_ahead_left.limit(0.4, 1.3).angular == -1.3               # its own rate where faster
+    dead_ahead = monitor_with(points((0.3, 0.0)), config=turning)
+    sides = {dead_ahead.limit(0.4, w).angular > 0 for w in (0.5, -0.5, 0.8, -0.8)}
+    assert len(sides) == 1, "turned back and forth"
+    assert monitor_with(points((0.3, -0.1)), config=turning).limit(0.4, -0.5).angular == 1.0
+
+
+def test_a_polygon_footprint_does_not_turn_into_what_its_corners_would_hit() -> None:
+    long_robot = replace(CONFIG, footprint=((0.4, 0.15), (0.4, -0.15), (-0.2, -0.15), (-0.2, 0.15)))
+    beside_the_nose = points((0.3, 0.22))
+    assert monitor_with(beside_the_nose, config=long_robot).limit(0.0, 1.0) == Decision(0.0, 0.0,
+                                                                                     "stopped: obstacle in the turn")
+    assert monitor_with(beside_the_nose, config=long_robot).limit(0.0, -1.0).angular == -1.0   # turning away
+    assert monitor_with(beside_the_nose).limit(0.0, 1.0).angular == 1.0                      # a circle turns freely
 
 
 def test_motion_the_sensor_does_not_watch_is_stopped() -> None:
@@ -110,7 +133,7 @@ def test_missing_stale_and_malformed_input_are_named() -> None:
 
 
 def test_obstacles_out_of_view_are_remembered_by_odometry_for_a_while() -> None:
-    monitor = CollisionMonitor(MonitorConfig(obstacle_memory=2.0))
+    monitor = CollisionMonitor(replace(CONFIG, obstacle_memory=2.0))
     wall_ahead = Obstacles(points((0.35, -0.1), (0.35, 0.0), (0.35, 0.1)), FORWARD_VIEW)
     monitor.set_obstacles(wall_ahead, 0.0, pose=(0.0, 0.0, 0.0))
     # Turned 90 degrees left: the wall is now on the right, out of view; the new reading is empty.
@@ -248,4 +271,19 @@ def test_the_monitor_stops_the_simulated_robot_before_a_wall_and_lets_it_turn_aw
     assert any(c.status == "stopped: reverse motion not monitored" and c.angular > 0.0 for c in commands)
     x, y, _ = env.robot_pose()
     assert math.hypot(x - 1.0, y - 2.8) < 0.5 and commands[-1].status in ("navigating", "reached")
+    env.close()
+
+
+def test_with_the_shipped_settings_the_simulated_robot_pushed_at_a_wall_never_touches_it(tmp_path) -> None:
+    """The policy keeps driving at the wall; steering, turning away and memory keep it off."""
+    env = room_env()
+    env.reset(options={"start": (2.5, 1.0, 0.3), "goal": (0.5, 0.5)})
+    runtime = PolicyRuntime(write_goal_seeking_bundle(tmp_path / "bundle"), providers="cpu")
+    controller = NavigationController(runtime, ControllerConfig(), CollisionMonitor(MonitorConfig()))
+    controller.set_goal(10.0, 2.0, "odom")                   # through the east wall, ahead and to the left
+    commands, infos = drive(env, controller, 150, start=0)
+    assert not any(info["collision"] for info in infos)
+    statuses = {c.status.split(" 0")[0] for c in commands}
+    assert {"stopped: obstacle", "steered: obstacle"} & statuses
+    assert max(info["robot_pose"][0] for info in infos) + env.robot.radius < EAST_WALL
     env.close()
