@@ -6,16 +6,24 @@ robot's footprint (a circle or a polygon) is swept along the path the command wo
 arc of its linear and angular velocity), as far as the slow-down distance:
 
 - the footprint would touch an obstacle within `stop_distance` of travel: linear velocity 0,
-  rotation in place still allowed so the policy can turn away (`stopped: obstacle 0.12 m`);
+  rotation in place still allowed (`stopped: obstacle 0.12 m`);
 - within `slowdown_distance`: linear velocity times `slowdown_ratio` (`slowed: obstacle 0.42 m`);
 - driving where the sensor cannot see (backwards, for a forward camera) is not allowed;
 - no input yet, input older than `input_timeout`, or input that could not be read: the caller
   stops the robot (`input_problem`).
 
+A learned policy that never met such a stop in training does not always turn away by itself
+(it was trained where touching a wall slides the robot along it), so three additions keep it
+moving without contact: where the command would be stopped, the nearest turn rate up to
+`steer_limit` whose arc is clear is taken instead (`steered: obstacle 0.12 m`); a robot that may
+not drive turns in place away from the obstacles ahead, at least `turn_away` fast, on one side
+until it drives again; and obstacles that left a forward camera's view are remembered by
+odometry for `obstacle_memory` seconds, so turning beside a wall it no longer sees is checked.
+Setting the three to 0 leaves Nav2's behaviour.
+
 Plain numpy, no ROS: the navigation node converts its messages with `depth_image_metres` and
 `scan_ranges`, evaluation feeds the simulator's depth image, and both run the same `limit`.
 """
-
 from __future__ import annotations
 
 import math

@@ -10,8 +10,8 @@ the freshest inputs.
               goal_pose (geometry_msgs/PoseStamped, in the odometry frame), and with the collision
               monitor camera/depth (sensor_msgs/Image 32FC1 or 16UC1) or scan (sensor_msgs/LaserScan)
   publishes   cmd_vel (geometry_msgs/Twist, every control period), navigation_status
-              (std_msgs/String on change, latched: idle | navigating | slowed: <reason> | reached |
-              stopped: <reason>)
+              (std_msgs/String on change, latched: idle | navigating | reached | stopped: <reason>, and
+              where the collision monitor changes a command, slowed: / steered: / stopped: obstacle <m>)
 
 Topic names are fixed and relative; remap them for a robot (`-r cmd_vel:=/base/cmd_vel`).
 Run: python -m recore_nav.nav_node --ros-args --params-file config/robot.yaml

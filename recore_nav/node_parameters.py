@@ -36,14 +36,17 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "providers": ("auto", f"onnxruntime providers: {', '.join(PROVIDER_CHOICES)} "
                           "(auto: CUDA if it really loads, else CPU)"),
     "cpu_threads": (1, "onnxruntime intra-op threads on the CPU provider"),
-    "control_rate_hz": (task.CONTROL_RATE_HZ, "rate of velocity commands and policy steps, Hz (the policy's training rate)"),
+    "control_rate_hz": (task.CONTROL_RATE_HZ,
+                        "rate of velocity commands and policy steps, Hz (the policy's training rate)"),
     "goal_tolerance": (task.SUCCESS_RADIUS, "the goal is reached within this distance, m"),
     "image_timeout": (_CONTROL.image_timeout, "stop when the newest camera image is older than this, s"),
     "odom_timeout": (_CONTROL.odom_timeout, "stop when the newest odometry is older than this, s"),
     "max_linear_speed": (0.0, "linear speed limit, m/s (<= 0: the bundle's max_linear_speed)"),
     "max_angular_speed": (0.0, "angular speed limit, rad/s (<= 0: the bundle's max_angular_speed)"),
-    "max_linear_accel": (_CONTROL.max_linear_accel, "linear acceleration limit when speeding up, m/s^2 (slowing down is immediate)"),
-    "max_angular_accel": (_CONTROL.max_angular_accel, "angular acceleration limit when speeding up, rad/s^2 (slowing down is immediate)"),
+    "max_linear_accel": (_CONTROL.max_linear_accel,
+                         "linear acceleration limit when speeding up, m/s^2 (slowing down is immediate)"),
+    "max_angular_accel": (_CONTROL.max_angular_accel,
+                          "angular acceleration limit when speeding up, rad/s^2 (slowing down is immediate)"),
     "command_feedback": (_CONTROL.command_feedback, "tell the policy the command actually sent (after limits and the "
                                                     "collision monitor) as its previous action"),
     # The collision monitor (recore_nav/collision_monitor.py).
@@ -51,14 +54,17 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "safety_input": ("depth", "depth: camera/depth (sensor_msgs/Image 32FC1 m or 16UC1 mm); "
                               "scan: scan (sensor_msgs/LaserScan)"),
     "safety_timeout": (_MONITOR.input_timeout, "stop when the newest safety input is older than this, s"),
-    "footprint_radius": (_MONITOR.footprint_radius, "the robot as a circle about base_link, m (when footprint is empty)"),
+    "footprint_radius": (_MONITOR.footprint_radius,
+                         "the robot as a circle about base_link, m (when footprint is empty)"),
     "footprint": ("", "the robot as a polygon in base_link, Nav2's form: [[x, y], [x, y], ...], m"),
-    "stop_distance": (_MONITOR.stop_distance, "stop linear motion when the footprint would touch an obstacle within this much travel, m"),
+    "stop_distance": (_MONITOR.stop_distance,
+                      "stop linear motion when the footprint would touch an obstacle within this much travel, m"),
     "slowdown_distance": (_MONITOR.slowdown_distance, "slow linear motion down within this much travel, m"),
     "slowdown_ratio": (_MONITOR.slowdown_ratio, "linear speed factor in the slow-down zone"),
     "steer_limit": (_MONITOR.steer_limit, "rad/s; > 0: where the command would be stopped, drive on the nearest "
                                           "turn rate up to this that is clear instead"),
-    "turn_away": (_MONITOR.turn_away, "rad/s; > 0: stopped by an obstacle, turn in place away from it at least this fast"),
+    "turn_away": (_MONITOR.turn_away,
+                  "rad/s; > 0: stopped by an obstacle, turn in place away from it at least this fast"),
     "obstacle_memory": (_MONITOR.obstacle_memory, "s an obstacle out of the safety input's view is remembered "
                                                   "by odometry (a forward camera's blind sides); 0: not at all"),
     "min_obstacle_height": (_MONITOR.min_obstacle_height, "depth points lower than this are floor, m"),
@@ -122,7 +128,8 @@ def monitor_config(p: dict[str, Any]) -> MonitorConfig:
     return MonitorConfig(
         footprint_radius=p["footprint_radius"], footprint=footprint_from_text(p["footprint"]),
         stop_distance=p["stop_distance"], slowdown_distance=p["slowdown_distance"],
-        slowdown_ratio=p["slowdown_ratio"], steer_limit=p["steer_limit"], turn_away=p["turn_away"], min_obstacle_height=p["min_obstacle_height"],
+        slowdown_ratio=p["slowdown_ratio"], steer_limit=p["steer_limit"], turn_away=p["turn_away"],
+        min_obstacle_height=p["min_obstacle_height"],
         max_obstacle_height=p["max_obstacle_height"], input_timeout=p["safety_timeout"],
         obstacle_memory=p["obstacle_memory"])
 

@@ -11,9 +11,9 @@ import pytest
 from onnx_policies import write_goal_seeking_bundle
 from sensor_msgs.msg import Image, LaserScan
 
-from recore_nav.collision_monitor import (CollisionMonitor, Decision, DepthCamera, MonitorConfig, Obstacles, SafetyInputError,
-                                          ScannerPose, depth_image_metres, depth_obstacles, free_distance,
-                                          scan_obstacles, scan_ranges)
+from recore_nav.collision_monitor import (CollisionMonitor, Decision, DepthCamera, MonitorConfig, Obstacles,
+                                          SafetyInputError, ScannerPose, depth_image_metres, depth_obstacles,
+                                          free_distance, scan_obstacles, scan_ranges)
 from recore_nav.navigation_controller import ControllerConfig, NavigationController, OdometryReading
 from recore_nav.policy import PolicyRuntime
 from recore_nav.sim import PointNavEnv

@@ -47,7 +47,8 @@ def test_latency_delays_the_command_by_that_much_of_a_step() -> None:
     assert immediate[1] == pytest.approx(0.05, abs=0.003)              # 0.5 m/s for 0.1 s
     assert half_late[0] == pytest.approx(0.5 * immediate[0], abs=0.006)
     assert step_late[0] == pytest.approx(0.0, abs=1e-3)
-    assert step_late[1] == pytest.approx(immediate[0], abs=0.004) and step_late[2] == pytest.approx(immediate[1], abs=0.003)
+    assert step_late[1] == pytest.approx(immediate[0], abs=0.004)
+    assert step_late[2] == pytest.approx(immediate[1], abs=0.003)
 
 
 def test_acceleration_limits_ramp_speeding_up_and_slowing_down() -> None:

@@ -121,8 +121,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="store this evaluation in the bundle's policy.json (evaluation.<env>/<split>)")
     parser.add_argument("--providers", default="cpu", help="onnxruntime providers (cpu, auto, cuda, tensorrt)")
     parser.add_argument("--node-params", type=Path,
-                        help="run the bundle through the navigation node's controller and collision monitor "
-                             "with this parameter file's navigation_node parameters (config/sim.yaml, config/robot.yaml)")
+                        help="run the bundle through the navigation node's controller and collision monitor with "
+                             "this parameter file's navigation_node parameters (config/sim.yaml, config/robot.yaml)")
     parser.add_argument("--node-param", action="append", default=[], metavar="NAME=VALUE",
                         help="override one navigation node parameter (with --node-params; repeatable)")
     parser.add_argument("--latency", type=float, nargs=2, metavar=("LOW", "HIGH"),
