@@ -138,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=REPO / "data", help="where the datasets are")
     parser.add_argument("--parallel", type=int, default=2, help="runs at a time (one torch thread each)")
     parser.add_argument("--out", type=Path, default=Path("runs/offline"))
+    parser.add_argument("--table-only", action="store_true",
+                        help="train nothing: tabulate the finished runs (a setting's missing seeds are left out)")
     args = parser.parse_args(argv)
     args.out = args.out.resolve()
     for name in args.settings:
@@ -149,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"no recipe config/train/{row}_{SETTINGS[name].family}.yaml")
     jobs = [(SETTINGS[name], row, seed, args.out / name / row / f"seed{seed}")
             for name in args.settings for seed in args.seeds for row in args.rows]
-    train_all(jobs, args)
+    if not args.table_only:
+        train_all(jobs, args)
 
     table: dict[str, dict[str, Any]] = {}
     differences: dict[str, Any] = {}
