@@ -89,6 +89,7 @@ class MonitorConfig:
     max_obstacle_height: float = 1.0       # the robot) are not obstacles
     input_timeout: float = 0.5
     obstacle_memory: float = 2.0           # s an obstacle out of the sensor's view is remembered (odometry)
+    command_latency: float = 0.0           # s before a command acts: its path starts where the last one leads
     path_resolution: float = 0.02          # the swept footprint is checked every this much travel
 
     def __post_init__(self) -> None:
@@ -101,8 +102,10 @@ class MonitorConfig:
             raise ValueError("footprint_radius must be > 0 when no footprint polygon is given")
         if self.footprint and len(self.footprint) < 3:
             raise ValueError(f"a footprint polygon needs at least 3 points, got {len(self.footprint)}")
-        if self.input_timeout <= 0.0 or self.path_resolution <= 0.0 or self.obstacle_memory < 0.0:
-            raise ValueError("input_timeout and path_resolution must be > 0, obstacle_memory >= 0")
+        if self.input_timeout <= 0.0 or self.path_resolution <= 0.0:
+            raise ValueError("input_timeout and path_resolution must be > 0")
+        if self.obstacle_memory < 0.0 or self.command_latency < 0.0:
+            raise ValueError("obstacle_memory and command_latency must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -268,15 +271,20 @@ def inside_footprint(points: np.ndarray, config: MonitorConfig) -> np.ndarray:
     return inside
 
 
+def arc_poses(linear: float, angular: float, times: np.ndarray) -> np.ndarray:
+    """The poses (x, y, yaw), shape (S, 3), reached from the origin after `times` seconds of
+    driving (linear, angular)."""
+    signed, yaw = linear * times, angular * times
+    x = signed * np.sinc(yaw / np.pi)
+    y = signed * np.sin(yaw / 2.0) * np.sinc(yaw / (2.0 * np.pi))
+    return np.stack([x, y, yaw], axis=1)
+
+
 def swept_poses(linear: float, angular: float, distance: float, resolution: float) -> tuple[np.ndarray, np.ndarray]:
     """Travel s = 0, resolution, ... distance along the arc of (linear, angular) and the pose
     (x, y, yaw) reached at each, shape (S, 3)."""
     travel = np.arange(0.0, distance + 0.5 * resolution, resolution)
-    signed = math.copysign(1.0, linear) * travel         # linear * t
-    yaw = angular / abs(linear) * travel                  # angular * t
-    x = signed * np.sinc(yaw / np.pi)
-    y = signed * np.sin(yaw / 2.0) * np.sinc(yaw / (2.0 * np.pi))
-    return travel, np.stack([x, y, yaw], axis=1)
+    return travel, arc_poses(linear, angular, travel / abs(linear))
 
 
 def turn_blocked(angular: float, points: np.ndarray, config: MonitorConfig) -> bool:
@@ -373,13 +381,18 @@ class CollisionMonitor:
         return None
 
     def limit(self, linear: float, angular: float, pose: Pose | None = None,
-              turn_rates: tuple[float, float] = (-math.inf, math.inf)) -> Decision:
+              turn_rates: tuple[float, float] = (-math.inf, math.inf),
+              previous: tuple[float, float] = (0.0, 0.0)) -> Decision:
         """The command made safe by the obstacles the monitor holds, seen from `pose` (the robot's
         odometry pose now, for remembered obstacles); call only while `input_problem` is None.
         A turn rate the monitor chooses (steering, turning away) stays within `turn_rates`, those
-        the robot can reach this period."""
+        the robot can reach this period. With `command_latency`, the path is checked from where
+        the `previous` command (linear, angular) takes the robot before this one acts."""
         assert self._obstacles is not None
         points = self.obstacle_points(pose)
+        if self.config.command_latency > 0.0 and previous[0] != 0.0:
+            ahead = arc_poses(*previous, np.array([self.config.command_latency]))[0]
+            points = to_base(points, (float(ahead[0]), float(ahead[1]), float(ahead[2])))
         decision = self._limit_travel(points, linear, angular, turn_rates)
         if decision.linear != 0.0:
             self._turn_side = 0.0

@@ -228,7 +228,7 @@ class NavigationController:
         if self.monitor is not None:
             turn_rates = reachable_speeds(self._angular, cfg.max_angular_accel * cfg.control_period,
                                           cfg.max_angular_speed)
-            decision = self.monitor.limit(linear, angular, self.pose, turn_rates)
+            decision = self.monitor.limit(linear, angular, self.pose, turn_rates, (self._linear, self._angular))
             linear, angular, status = decision.linear, decision.angular, decision.status or NAVIGATING
         self._linear, self._angular = linear, angular
         return Command(linear, angular, status)

@@ -67,6 +67,9 @@ PARAMETERS: dict[str, tuple[object, str]] = {
                   "rad/s; > 0: stopped by an obstacle, turn in place away from it at least this fast"),
     "obstacle_memory": (_MONITOR.obstacle_memory, "s an obstacle out of the safety input's view is remembered "
                                                   "by odometry (a forward camera's blind sides); 0: not at all"),
+    "command_latency": (_MONITOR.command_latency,
+                        "s from cmd_vel to the base acting on it: the monitor checks each command's path from "
+                        "where the previous one leads"),
     "min_obstacle_height": (_MONITOR.min_obstacle_height, "depth points lower than this are floor, m"),
     "max_obstacle_height": (_MONITOR.max_obstacle_height, "depth points higher than this pass above the robot, m"),
     "camera_x": (_CAMERA.x, "depth camera position in base_link, m"),
@@ -131,7 +134,7 @@ def monitor_config(p: dict[str, Any]) -> MonitorConfig:
         slowdown_ratio=p["slowdown_ratio"], steer_limit=p["steer_limit"], turn_away=p["turn_away"],
         min_obstacle_height=p["min_obstacle_height"],
         max_obstacle_height=p["max_obstacle_height"], input_timeout=p["safety_timeout"],
-        obstacle_memory=p["obstacle_memory"])
+        obstacle_memory=p["obstacle_memory"], command_latency=p["command_latency"])
 
 
 def depth_camera(p: dict[str, Any]) -> DepthCamera:

@@ -113,6 +113,17 @@ def test_a_polygon_footprint_does_not_turn_into_what_its_corners_would_hit() -> 
     assert monitor_with(beside_the_nose).limit(0.0, 1.0).angular == 1.0                      # a circle turns freely
 
 
+def test_with_command_latency_the_path_starts_where_the_previous_command_leads() -> None:
+    lagging = replace(CONFIG, command_latency=0.1)
+    wall = points((0.45, -0.1), (0.45, 0.0), (0.45, 0.1))
+    assert monitor_with(wall).limit(0.5, 0.0, previous=(0.5, 0.0)).status == "slowed: obstacle 0.24 m"
+    # 0.1 s more at 0.5 m/s before this command acts: 5 cm less room (to the 2 cm of the check).
+    assert monitor_with(wall, config=lagging).limit(0.5, 0.0, previous=(0.5, 0.0)).status == "slowed: obstacle 0.18 m"
+    # Turning left at 1.5 rad/s meanwhile, it heads past the wall's left end.
+    short_wall = points((0.45, -0.1), (0.45, 0.0))
+    assert monitor_with(short_wall, config=lagging).limit(0.5, 1.5, previous=(0.5, 1.5)).status is None
+
+
 def test_motion_the_sensor_does_not_watch_is_stopped() -> None:
     forward_camera = monitor_with(points())
     decision = forward_camera.limit(-0.2, 0.5)
