@@ -13,6 +13,8 @@ import os
 import signal
 import sys
 from pathlib import Path
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import torch
@@ -82,3 +84,17 @@ def stop_on_signals(trainer: Stoppable) -> None:
         print(f"\nsignal {signum}: saving a checkpoint and stopping", file=sys.stderr, flush=True)
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+
+
+@contextmanager
+def checkpoint_on_exit(save: Callable[[], None]) -> Iterator[None]:
+    """Save when the block ends, normally or by an error, but not after a second signal
+    (KeyboardInterrupt), which may have cut an update in half: the last good checkpoint stays."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        save()
+        raise
+    save()

@@ -29,7 +29,7 @@ import torch
 from recore_nav.episodes import summarize, summary_values
 from recore_nav.geometry import goals_in_robot_frame
 from recore_nav.task import ACTION_DIM, GOAL_DIM
-from training.checkpoint import load_checkpoint, save_checkpoint
+from training.checkpoint import checkpoint_on_exit, load_checkpoint, save_checkpoint
 from training.config import ConfigError, config_to_dict
 from training.data.datasets import OfflineDataset
 from training.data.goal_sampling import GoalSampler, GoalSamplingConfig
@@ -199,33 +199,28 @@ class OfflineTrainer:
                         desc=self.cfg.method)
         sums: dict[str, float] = {}
         count, last_time, last_step = 0, time.time(), self.step
-        interrupted = False
         try:
-            while self.step < run.steps and not self.stop_requested:
-                for key, value in self.update().items():
-                    sums[key] = sums.get(key, 0.0) + value
-                count += 1
-                progress.update(1)
-                if self.step % run.log_every == 0:
-                    now = time.time()
-                    rate = (self.step - last_step) / max(now - last_time, 1e-9)
-                    self.write_metrics({"kind": "train", "updates_per_s": rate,
-                                        **{k: v / count for k, v in sums.items()}})
-                    progress.set_postfix(ups=f"{rate:.1f}", **{k.split("/")[-1]: f"{v:.2f}" for k, v in self.last_eval.items()})
-                    sums, count, last_time, last_step = {}, 0, now, self.step
-                if run.eval_env != "none" and self.step % run.eval_every == 0:
+            with checkpoint_on_exit(self.save):
+                while self.step < run.steps and not self.stop_requested:
+                    for key, value in self.update().items():
+                        sums[key] = sums.get(key, 0.0) + value
+                    count += 1
+                    progress.update(1)
+                    if self.step % run.log_every == 0:
+                        now = time.time()
+                        rate = (self.step - last_step) / max(now - last_time, 1e-9)
+                        self.write_metrics({"kind": "train", "updates_per_s": rate,
+                                            **{k: v / count for k, v in sums.items()}})
+                        progress.set_postfix(ups=f"{rate:.1f}", **{k.split("/")[-1]: f"{v:.2f}" for k, v in self.last_eval.items()})
+                        sums, count, last_time, last_step = {}, 0, now, self.step
+                    if run.eval_env != "none" and self.step % run.eval_every == 0:
+                        self.evaluate()
+                    if self.step % run.checkpoint_every == 0:
+                        self.save()
+                if not self.stop_requested and run.eval_env != "none" and self.step % run.eval_every != 0:
                     self.evaluate()
-                if self.step % run.checkpoint_every == 0:
-                    self.save()
-            if not self.stop_requested and run.eval_env != "none" and self.step % run.eval_every != 0:
-                self.evaluate()
-        except KeyboardInterrupt:   # a second signal: stop now, keep the last good checkpoint
-            interrupted = True
-            raise
         finally:
             progress.close()
-            if not interrupted:
-                self.save()
             self.log.flush()
         print(f"{'stopped' if self.stop_requested else 'finished'} at update {self.step}; checkpoint in {self.run_dir}",
               flush=True)

@@ -29,7 +29,7 @@ import torch
 from recore_nav.episodes import EpisodeRecord, summarize, summary_values
 from recore_nav.sim.factory import make_vector_env
 from recore_nav.task import ACTION_DIM
-from training.checkpoint import load_checkpoint, load_replay, save_checkpoint
+from training.checkpoint import checkpoint_on_exit, load_checkpoint, load_replay, save_checkpoint
 from training.config import TrainConfig, config_to_dict
 from training.data.replay import EpisodeReplay
 from training.environments.collector import Collector, ExpertPolicy, RandomPolicy
@@ -147,48 +147,43 @@ class Trainer:
         progress = tqdm(total=run.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
                         disable=None, desc=f"{cfg.agent.method}")
         last_time, last_step, last_updates = time.time(), self.step, self.updates
-        interrupted = False
         try:
-            while self.step < run.total_steps and not self.stop_requested:
-                prefilling = self.step < run.prefill_steps
-                if not prefilling:
-                    self.update_credit += envs.num_envs * self.updates_per_step
-                try:
-                    finished = collector.step(prefill_policy if prefilling else explore,
-                                              while_stepping=None if prefilling else self._train)
-                except Exception:
-                    if self.stop_requested:   # a worker went down with the signal; save what we have
-                        break
-                    raise
-                self.step += envs.num_envs
-                self.episodes += len(finished)
-                self._train_episodes.extend(finished)
-                progress.update(envs.num_envs)
-                if self.step >= self.next["log"]:
-                    self.next["log"] += run.log_every
-                    now = time.time()
-                    rates = {"env_steps_per_s": (self.step - last_step) / max(now - last_time, 1e-9),
-                             "updates_per_s": (self.updates - last_updates) / max(now - last_time, 1e-9)}
-                    last_time, last_step, last_updates = now, self.step, self.updates
-                    self._log_train(rates)
-                    progress.set_postfix(env_sps=f"{rates['env_steps_per_s']:.1f}",
-                                         ups=f"{rates['updates_per_s']:.2f}",
-                                         success=f"{self._last_eval.get('train', {}).get('success_rate', float('nan')):.2f}")
-                if self.step >= self.next["eval"]:
-                    self.next["eval"] += run.eval_every
-                    self.evaluate()
-                if self.step >= self.next["checkpoint"]:
-                    self.next["checkpoint"] += run.checkpoint_every
-                    self.save()
-            if not self.stop_requested and self._last_eval_step != self.step:
-                self.evaluate()   # the run's final numbers
-        except KeyboardInterrupt:   # a second signal: stop now, keep the last good checkpoint
-            interrupted = True
-            raise
+            with checkpoint_on_exit(self.save):
+                while self.step < run.total_steps and not self.stop_requested:
+                    prefilling = self.step < run.prefill_steps
+                    if not prefilling:
+                        self.update_credit += envs.num_envs * self.updates_per_step
+                    try:
+                        finished = collector.step(prefill_policy if prefilling else explore,
+                                                  while_stepping=None if prefilling else self._train)
+                    except Exception:
+                        if self.stop_requested:   # a worker went down with the signal; save what we have
+                            break
+                        raise
+                    self.step += envs.num_envs
+                    self.episodes += len(finished)
+                    self._train_episodes.extend(finished)
+                    progress.update(envs.num_envs)
+                    if self.step >= self.next["log"]:
+                        self.next["log"] += run.log_every
+                        now = time.time()
+                        rates = {"env_steps_per_s": (self.step - last_step) / max(now - last_time, 1e-9),
+                                 "updates_per_s": (self.updates - last_updates) / max(now - last_time, 1e-9)}
+                        last_time, last_step, last_updates = now, self.step, self.updates
+                        self._log_train(rates)
+                        progress.set_postfix(env_sps=f"{rates['env_steps_per_s']:.1f}",
+                                             ups=f"{rates['updates_per_s']:.2f}",
+                                             success=f"{self._last_eval.get('train', {}).get('success_rate', float('nan')):.2f}")
+                    if self.step >= self.next["eval"]:
+                        self.next["eval"] += run.eval_every
+                        self.evaluate()
+                    if self.step >= self.next["checkpoint"]:
+                        self.next["checkpoint"] += run.checkpoint_every
+                        self.save()
+                if not self.stop_requested and self._last_eval_step != self.step:
+                    self.evaluate()   # the run's final numbers
         finally:
             progress.close()
-            if not interrupted:
-                self.save()
             self.log.flush()
             envs.close(terminate=self.stop_requested)
         print(f"{'stopped' if self.stop_requested else 'finished'} at step {self.step} "
