@@ -36,9 +36,11 @@ import yaml
 
 from recore_nav.image_conversion import ImageConversionError, check_image_layout
 
-SLOWED = "slowed"
 STOPPED = "stopped"
+SLOWED = "slowed"
 STEERED = "steered"
+# How the statuses of a monitor changing a command begin (normal operation, not a fault).
+ACTING = (SLOWED, STEERED, f"{STOPPED}: obstacle", f"{STOPPED}: forward motion", f"{STOPPED}: reverse motion")
 STEER_CHOICES = 31          # turn rates tried between -steer_limit and steer_limit
 
 # sensor_msgs/Image depth encodings -> (numpy dtype without byte order, metres per unit).

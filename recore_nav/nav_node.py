@@ -38,8 +38,8 @@ from sensor_msgs.msg import Image, LaserScan
 from std_msgs.msg import String
 
 from recore_nav.bundle import BundleError
-from recore_nav.collision_monitor import (SLOWED, CollisionMonitor, SafetyInputError, depth_image_metres,
-                                          depth_obstacles, scan_obstacles, scan_ranges)
+from recore_nav.collision_monitor import (ACTING as MONITOR_ACTING, CollisionMonitor, SafetyInputError,
+                                          depth_image_metres, depth_obstacles, scan_obstacles, scan_ranges)
 from recore_nav.image_conversion import ImageConversionError, image_msg_to_policy_rgb
 from recore_nav.navigation_controller import STOPPED, NavigationController, OdometryReading, status_cause
 from recore_nav.node_parameters import (NODE_NAME, PARAMETERS, check_parameters, controller_config, depth_camera,
@@ -168,8 +168,7 @@ class NavigationNode(Node):
         self.status_pub.publish(String(data=status))
         # The monitor acting is normal operation (and its distance changes every period): info, and
         # once per cause like every other status; a stop for any other reason is a warning.
-        monitor_acting = status.startswith(SLOWED) or status_cause(status) == f"{STOPPED}: obstacle"
-        warning = status.startswith(STOPPED) and not monitor_acting
+        warning = status.startswith(STOPPED) and not status.startswith(MONITOR_ACTING)
         self._log_once(status_cause(status), status if warning else f"status: {status}", warning)
 
     def _log_once(self, cause: str, message: str, warning: bool = True) -> None:
