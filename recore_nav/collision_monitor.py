@@ -463,8 +463,6 @@ class CollisionMonitor:
 def footprint_from_text(text: str) -> tuple[tuple[float, float], ...]:
     """Nav2's footprint string, e.g. "[[0.2, 0.15], [0.2, -0.15], [-0.2, -0.15], [-0.2, 0.15]]";
     empty text is no polygon."""
-    import yaml
-
     if not text.strip():
         return ()
     try:
