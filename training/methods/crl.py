@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -164,7 +164,7 @@ class CRLAgent(nn.Module):
 
         goal_in = goal_dim + embed.get("goal", 0)
         self.critic = BilinearCritic(width("critic") + action_dim, goal_in, cfg)
-        self.value = (BilinearCritic(width("value"), goal_in, CRLConfig(**{**cfg.__dict__, "ensemble": 1}))
+        self.value = (BilinearCritic(width("value"), goal_in, replace(cfg, ensemble=1))
                       if cfg.actor_loss == "awr" else None)
         self.actor = gelu_mlp(width("actor") + goal_in, cfg.hidden, action_dim, layer_norm=False,
                               final_init_scale=1e-2)

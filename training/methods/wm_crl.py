@@ -189,17 +189,17 @@ class WMCRLAgent(nn.Module):
         """One world-model step on sequences; info under world_model/."""
         self.world_model.update_target()
         loss, info = self.world_model.loss(states, actions, valid)
-        self._step("world_model", loss, self.world_model)
+        self._step("world_model", loss)
         return {f"world_model/{k}": v for k, v in info.items()}
 
     def update_crl(self, inputs: CRLInputs) -> dict:
         """One actor-critic step; info under critic/, value/, actor/."""
         with frozen(self.world_model):
             loss, info = self.crl.loss(inputs)
-            self._step("crl", loss, self.crl)
+            self._step("crl", loss)
         return info
 
-    def _step(self, name: str, loss: torch.Tensor, module: nn.Module) -> None:
+    def _step(self, name: str, loss: torch.Tensor) -> None:
         optimizer = self.optimizers[name]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
