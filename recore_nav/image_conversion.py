@@ -1,4 +1,4 @@
-"""sensor_msgs/Image -> numpy RGB uint8 (H, W, 3) at the policy's image size.
+"""sensor_msgs/Image and CompressedImage -> numpy RGB uint8 (H, W, 3) at the policy's image size.
 
 Accepted encodings: rgb8, bgr8, rgba8, bgra8, mono8. The message is checked first (encoding,
 sizes, buffer length against `step * height`), then converted by ROS 2's `cv_bridge` where it is
@@ -6,6 +6,10 @@ installed (and works: a broken one is dropped at its first failure), else by an 
 of `data` that honours `step` (row padding). All accepted encodings have 8-bit channels, so
 `is_bigendian` does not change their bytes. Anything wrong is an
 `ImageConversionError` with a one-line reason; the caller decides what to do (the node stops).
+
+Compressed images (image_transport's `compressed` topic: jpeg or png, `format` such as
+"bgr8; jpeg compressed bgr8" or plain "jpeg") are decoded by OpenCV; colour images decode to
+OpenCV's BGR order, grey ones to one channel, both become RGB.
 """
 
 from __future__ import annotations
@@ -83,6 +87,31 @@ def image_msg_to_rgb(msg: Any) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(pixels), conversion)
 
 
+# image_transport's compressed formats that OpenCV decodes to colour or grey pixels.
+COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
+
+
+def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
+    """A sensor_msgs/CompressedImage as uint8 (height, width, 3) RGB at its own size."""
+    fmt = msg.format.lower()
+    if "compresseddepth" in fmt or not any(name in fmt for name in COMPRESSED_FORMATS):
+        raise ImageConversionError(f"unsupported compressed format {msg.format!r} "
+                                   f"(accepted: {', '.join(COMPRESSED_FORMATS)})")
+    if len(msg.data) == 0:
+        raise ImageConversionError("compressed image has no data")
+    pixels = cv2.imdecode(np.frombuffer(memoryview(msg.data), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise ImageConversionError(f"cannot decode {len(msg.data)} bytes as {msg.format!r}")
+    if pixels.dtype != np.uint8:
+        raise ImageConversionError(f"compressed image has {pixels.dtype} pixels, 8-bit expected")
+    if pixels.ndim == 2:
+        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
+    conversion = {3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}.get(pixels.shape[2])
+    if conversion is None:
+        raise ImageConversionError(f"compressed image has {pixels.shape[2]} channels")
+    return cv2.cvtColor(pixels, conversion)
+
+
 def resize_rgb(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize to (height, width, 3): area averaging when shrinking (no aliasing), linear when growing."""
     if rgb.shape[:2] == (height, width):
@@ -93,5 +122,6 @@ def resize_rgb(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def image_msg_to_policy_rgb(msg: Any, height: int, width: int) -> np.ndarray:
-    """The message as the policy's input: uint8 (height, width, 3) RGB."""
-    return resize_rgb(image_msg_to_rgb(msg), height, width)
+    """An Image or CompressedImage message as the policy's input: uint8 (height, width, 3) RGB."""
+    rgb = compressed_msg_to_rgb(msg) if hasattr(msg, "format") else image_msg_to_rgb(msg)
+    return resize_rgb(rgb, height, width)

@@ -53,16 +53,19 @@ def sim_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, default=None, help="steps before an episode times out")
     parser.add_argument("--model-dir", default=None, help="policy bundle (default: the shipped model)")
     parser.add_argument("--params-file", type=Path, default=share_path("config", "sim.yaml"))
+    parser.add_argument("--wall-time", action="store_true",
+                        help="stamp with the wall clock (default: simulated time on /clock, as sim.launch.py)")
     args = parser.parse_args(argv)
 
-    bridge_overrides: dict[str, object] = {"episodes": args.episodes}
+    sim_time = {"use_sim_time": not args.wall_time}
+    bridge_overrides: dict[str, object] = {"episodes": args.episodes, **sim_time}
     if args.split is not None:
         bridge_overrides["split"] = args.split
     if args.seed is not None:
         bridge_overrides["seed"] = args.seed
     if args.max_steps is not None:
         bridge_overrides["max_steps"] = args.max_steps
-    nav_overrides: dict[str, object] = {} if args.model_dir is None else {"model_dir": args.model_dir}
+    nav_overrides: dict[str, object] = {**sim_time, **({} if args.model_dir is None else {"model_dir": args.model_dir})}
 
     env = ros_environment()
     nav = subprocess.Popen(node_command("recore_nav.nav_node", args.params_file, nav_overrides, []), env=env)

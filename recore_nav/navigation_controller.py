@@ -143,7 +143,7 @@ class NavigationController:
         self.config = config
         self.monitor = monitor
         self._goal: _Goal | None = None
-        self._goal_rejection: str | None = None  # why the last goal was refused, until a good one
+        self._goal_rejection: str | None = None  # why the goal was dropped (odometry changed frame)
         self._reached = False
         self._pose: _Pose | None = None
         self._odom_error: str | None = None
@@ -155,20 +155,35 @@ class NavigationController:
 
     # Inputs --------------------------------------------------------------------------------------
     def set_goal(self, x: float, y: float, frame_id: str) -> str | None:
-        """Take a new goal (resets the policy's state); return why it was refused, or None."""
-        reason = None
+        """Take a new goal (resets the policy's state); return why it was refused, or None.
+        A refused goal changes nothing: the robot keeps driving to the goal it had."""
         if not (math.isfinite(x) and math.isfinite(y)):
-            reason = "goal position is not finite"
-        elif not frame_id:
-            reason = "goal has no frame_id"
-        elif self._pose is not None and frame_id != self._pose.frame_id:
-            reason = f"goal frame {frame_id!r} is not the odometry frame {self._pose.frame_id!r}"
-        # A refused goal still replaces the old one: the sender wanted the robot to stop going there.
-        self._goal = None if reason else _Goal(float(x), float(y), frame_id)
-        self._goal_rejection = reason
+            return "goal position is not finite"
+        if not frame_id:
+            return "goal has no frame_id"
+        if self._pose is not None and frame_id != self._pose.frame_id:
+            return f"goal frame {frame_id!r} is not the odometry frame {self._pose.frame_id!r}"
+        self._goal = _Goal(float(x), float(y), frame_id)
+        self._goal_rejection = None
         self._reached = False
         self.policy.reset()
-        return reason
+        return None
+
+    def clear_goal(self) -> None:
+        """Forget the goal (a cancelled navigation): the robot stops and waits for the next."""
+        self._goal, self._goal_rejection, self._reached = None, None, False
+
+    @property
+    def odometry_frame(self) -> str | None:
+        """The frame of the newest valid odometry (goals are driven to in it), or None."""
+        return None if self._pose is None else self._pose.frame_id
+
+    @property
+    def goal_distance(self) -> float | None:
+        """Straight-line distance from the newest pose to the goal, m; None without both."""
+        if self._goal is None or self._pose is None:
+            return None
+        return math.hypot(self._goal.x - self._pose.x, self._goal.y - self._pose.y)
 
     def set_odometry(self, reading: OdometryReading, received: float) -> str | None:
         """Take odometry, checked whole before anything is derived from it; return why it is
@@ -249,7 +264,7 @@ class NavigationController:
         if now - self._pose.received > cfg.odom_timeout:
             return f"{STOPPED}: odometry older than {cfg.odom_timeout:g} s"
         if self._goal.frame_id != self._pose.frame_id:
-            # The goal came before any odometry; now the frames can be compared.
+            # The goal came before any odometry, or odometry changed frame since.
             reason = f"goal frame {self._goal.frame_id!r} is not the odometry frame {self._pose.frame_id!r}"
             self._goal, self._goal_rejection = None, reason
             return f"{STOPPED}: goal rejected: {reason}"

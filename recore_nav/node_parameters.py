@@ -26,6 +26,7 @@ from recore_nav.policy import PROVIDER_CHOICES
 
 NODE_NAME = "navigation_node"
 SAFETY_INPUTS = ("depth", "scan")
+IMAGE_TRANSPORTS = ("raw", "compressed")
 
 _CONTROL, _MONITOR, _CAMERA, _SCANNER = ControllerConfig, MonitorConfig, DepthCamera(), ScannerPose()
 
@@ -36,6 +37,10 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "providers": ("auto", f"onnxruntime providers: {', '.join(PROVIDER_CHOICES)} "
                           "(auto: CUDA if it really loads, else CPU)"),
     "cpu_threads": (1, "onnxruntime intra-op threads on the CPU provider"),
+    "image_transport": ("raw", "raw: sensor_msgs/Image on camera/image_raw; compressed: sensor_msgs/CompressedImage "
+                               "(jpeg, png) on camera/image_raw/compressed"),
+    "goal_transform_timeout": (0.5, "how long a goal in another frame waits for its transform into the odometry "
+                                    "frame before it is rejected, s"),
     "control_rate_hz": (task.CONTROL_RATE_HZ,
                         "rate of velocity commands and policy steps, Hz (the policy's training rate)"),
     "goal_tolerance": (task.SUCCESS_RADIUS, "the goal is reached within this distance, m"),
@@ -83,16 +88,16 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "scanner_yaw": (_SCANNER.yaw, "laser scanner heading in base_link, rad"),
 }
 
-_POSITIVE = ("control_rate_hz", "goal_tolerance", "image_timeout", "odom_timeout", "max_linear_accel",
+_POSITIVE = ("goal_transform_timeout", "control_rate_hz", "goal_tolerance", "image_timeout", "odom_timeout", "max_linear_accel",
              "max_angular_accel", "safety_timeout", "footprint_radius", "camera_vertical_fov")
 
 
 def read_parameters_file(path: str | Path, node_name: str = NODE_NAME) -> dict[str, Any]:
     """The node's parameters as a ROS 2 parameter file sets them: the defaults, then the file's
-    `<node_name>` (or `/**`) section. Unknown names are an error, as a typo would otherwise pass."""
+    `<node_name>` (or `/**`, `/**/<node_name>`) section. Unknown names are an error, as a typo would otherwise pass."""
     document = yaml.safe_load(Path(path).read_text()) or {}
     values = {name: default for name, (default, _) in PARAMETERS.items()}
-    for section in ("/**", node_name, f"/{node_name}"):
+    for section in ("/**", node_name, f"/{node_name}", f"/**/{node_name}"):
         values.update((document.get(section) or {}).get("ros__parameters", {}))
     unknown = sorted(set(values) - set(PARAMETERS))
     if unknown:
@@ -107,6 +112,8 @@ def check_parameters(p: dict[str, Any]) -> None:
             raise ValueError(f"parameter {name} must be a positive number, got {p[name]!r}")
     if p["safety_input"] not in SAFETY_INPUTS:
         raise ValueError(f"parameter safety_input must be one of {SAFETY_INPUTS}, got {p['safety_input']!r}")
+    if p["image_transport"] not in IMAGE_TRANSPORTS:
+        raise ValueError(f"parameter image_transport must be one of {IMAGE_TRANSPORTS}, got {p['image_transport']!r}")
     monitor_config(p)   # its own checks: zones, ratio, footprint
 
 

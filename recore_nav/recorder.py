@@ -14,7 +14,6 @@ the time of receipt. SIGINT or SIGTERM closes the bag cleanly (its metadata is w
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from pathlib import Path
@@ -23,16 +22,24 @@ import rclpy
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile
-from rclpy.signals import SignalHandlerOptions
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import Image
 
-from recore_nav.ros_interface import (CMD_VEL_QOS, CMD_VEL_TOPIC, DEPTH_TOPIC, GOAL_QOS, GOAL_TOPIC, IMAGE_QOS,
-                                      IMAGE_TOPIC, ODOM_QOS, ODOM_TOPIC, use_large_shm_transport)
+from recore_nav import node_process
+from recore_nav.ros_interface import (
+    CMD_VEL_QOS,
+    CMD_VEL_TOPIC,
+    DEPTH_TOPIC,
+    GOAL_QOS,
+    GOAL_TOPIC,
+    IMAGE_QOS,
+    IMAGE_TOPIC,
+    ODOM_QOS,
+    ODOM_TOPIC,
+)
 
 NODE_NAME = "recorder"
 # (topic, message class, the interface's QoS): reliability and durability as the navigation node
@@ -122,13 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     split = argv.index("--ros-args") if "--ros-args" in argv else len(argv)
     args, ros_args = parser.parse_args(argv[:split]), argv[split:]
 
-    use_large_shm_transport()   # camera frames over best-effort QoS; before rclpy.init
-    # Our own SIGINT/SIGTERM handling: a flag the spin loop checks, so a signal never lands in the
-    # middle of a write and the bag is closed with the context still up.
-    rclpy.init(args=[sys.argv[0], *ros_args], signal_handler_options=SignalHandlerOptions.NO)
-    stopping: list[int] = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda number, frame: stopping.append(number))
+    # A signal never lands in the middle of a write: the bag is closed with the context still up.
+    stop, _ = node_process.init([sys.argv[0], *ros_args])
     try:
         node = RecorderNode(args.output)
     except (OSError, ValueError) as err:
@@ -136,10 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.try_shutdown()
         return 1
     try:
-        while rclpy.ok() and not stopping:
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except ExternalShutdownException:
-        pass
+        node_process.spin(node, stop)
     finally:
         node.close()
         node.destroy_node()

@@ -15,6 +15,8 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 from recore_nav.resources import share_path
 
 IMAGE_TOPIC = "camera/image_raw"
+COMPRESSED_IMAGE_TOPIC = "camera/image_raw/compressed"   # image_transport's compressed transport
+CAMERA_INFO_TOPIC = "camera/camera_info"
 DEPTH_TOPIC = "camera/depth"
 SCAN_TOPIC = "scan"
 ODOM_TOPIC = "odom"
@@ -22,7 +24,9 @@ GOAL_TOPIC = "goal_pose"
 CMD_VEL_TOPIC = "cmd_vel"
 STATUS_TOPIC = "navigation_status"
 EPISODE_RESULT_TOPIC = "episode_result"   # the simulator bridge's finished episodes (JSON)
+CLOCK_TOPIC = "/clock"
 TF_TOPIC = "/tf"
+TF_STATIC_TOPIC = "/tf_static"
 
 # Camera: best effort (a late frame is worthless, never retransmit it), and depth 1: only the
 # newest frame is kept, so a fast camera cannot build a queue in front of a 10 Hz controller.
@@ -53,6 +57,15 @@ EPISODE_RESULT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
 # Status is published on change only, so it is latched: a late subscriber gets the current one.
 STATUS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                         reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+# Transforms as tf2_ros publishes and subscribes to them: reliable, /tf_static latched.
+TF_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
+                    reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+TF_STATIC_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
+                           reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Simulated time, as Gazebo's bridge publishes it (rclpy's time source subscribes best effort).
+CLOCK_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                       reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 
 # Fast DDS 2.x (ROS 2 Jazzy) reads FASTRTPS_DEFAULT_PROFILES_FILE, Fast DDS 3.x (Kilted) reads
 # FASTDDS_DEFAULT_PROFILES_FILE; the other name is silently ignored, so both are set.

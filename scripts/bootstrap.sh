@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 mode="${1:-test}"; shift || true
 
 APT_PACKAGES=(libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6)
+# Tests build ROS 2's launch tools and message packages without wheels from ../shared (see below).
+SHARED_ROS="${RECORE_NAV_ROS_FROM_SOURCE:-../shared/ros2-from-source}"
+[ "$mode" = test ] && [ -d "$SHARED_ROS" ] && [ -z "${ROS_DISTRO:-}" ] && APT_PACKAGES+=(cmake g++)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -35,6 +38,19 @@ fi
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
 echo "[bootstrap] pip install -e .[$extras]"
 "$VENV/bin/python" -m pip install -q -e ".[$extras]"
+
+if [ "$mode" = test ] && [ -z "${ROS_DISTRO:-}" ]; then
+  # launch, launch_ros, ros2cli, tf2_msgs, nav2_msgs, composition_interfaces and this package built
+  # by colcon, so the launch files, TF goals and the NavigateToPose action are tested for real
+  # (minutes the first time, cached per machine). Without ../shared those tests skip, saying why.
+  if reason=$("$VENV/bin/python" scripts/ros_from_source.py --check); then
+    echo "[bootstrap] ROS 2 workspace for the launch, TF and action tests (scripts/ros_from_source.py)"
+    setup=$("$VENV/bin/python" scripts/ros_from_source.py --shell)
+    eval "$setup"
+  else
+    echo "[bootstrap] no ROS 2 workspace for the launch, TF and action tests: $reason"
+  fi
+fi
 
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 export ROS_LOG_DIR="${ROS_LOG_DIR:-$PWD/.ros_log}"

@@ -111,16 +111,18 @@ def test_invalid_inputs_stop_until_valid_again(controller: NavigationController)
     assert controller.tick(0.2).status == "navigating"
 
 
-def test_goal_in_another_frame_is_rejected_and_stops(controller: NavigationController) -> None:
+def test_refused_goal_keeps_the_current_one(controller: NavigationController) -> None:
     controller.set_goal(5.0, 0.0, "odom")
     feed(controller, 0.0)
     controller.tick(0.0)
-    reason = controller.set_goal(5.0, 0.0, "map")
-    assert reason == "goal frame 'map' is not the odometry frame 'odom'"
-    command = controller.tick(0.1)
-    assert command.is_stop and command.status == f"stopped: goal rejected: {reason}"
+    assert controller.set_goal(5.0, 0.0, "map") == "goal frame 'map' is not the odometry frame 'odom'"
     assert controller.set_goal(1.0, math.nan, "odom") == "goal position is not finite"
     assert controller.set_goal(1.0, 1.0, "") == "goal has no frame_id"
+    feed(controller, 0.1)
+    assert controller.tick(0.1).status == "navigating"
+    assert controller.goal_distance == pytest.approx(5.0)
+    controller.clear_goal()
+    assert controller.tick(0.2).status == "idle"
 
 
 def test_goal_before_any_odometry_is_checked_when_odometry_arrives(runtime: PolicyRuntime) -> None:

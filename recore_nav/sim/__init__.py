@@ -58,18 +58,20 @@ appearance, episodes and (for sim2real) noise reproducible.
 
 Registered with gymnasium as ENV_ID = "recore_nav/PointNav-v0" (same keyword arguments).
 
-Processes: rendering uses one OpenGL context per process (MUJOCO_GL=egl unless set; osmesa works
-too). `make_vector_env("embedded", num_envs=n, split=..., seed=...)` (`factory.py`, the one
+Processes: rendering uses one OpenGL context per process (MUJOCO_GL=egl where libEGL is
+installed, else osmesa, unless set). `make_vector_env("embedded", num_envs=n, split=..., seed=...)` (`factory.py`, the one
 factory of every environment kind) runs n envs in spawned processes (never fork after GL).
 """
 
+import ctypes.util
 import os
 
 import gymnasium as gym
 
 # Before mujoco is imported anywhere in this package: headless rendering, and llvmpipe in the
 # calling thread (measured fastest on CPU machines, NOTES.md).
-os.environ.setdefault("MUJOCO_GL", "egl")
+# rosdep installs OSMesa (rosdistro has no key for libEGL); EGL is faster where present.
+os.environ.setdefault("MUJOCO_GL", "egl" if ctypes.util.find_library("EGL") else "osmesa")
 os.environ.setdefault("LP_NUM_THREADS", "0")
 
 from recore_nav.sim.appearance import Sim2RealShift  # noqa: E402

@@ -209,6 +209,10 @@ class PointNavEnv(gym.Env):
         q = self.data.qpos
         return float(q[0]), float(q[1]), wrap_angle(float(q[2]))
 
+    def camera_vertical_fov(self) -> float:
+        """The camera's vertical field of view this episode, rad (square pixels, square image)."""
+        return math.radians(float(self.model.cam_fovy[self._camera_id]))
+
     def robot_velocity(self) -> tuple[float, float]:
         """(linear m/s along the heading, angular rad/s) in the body frame."""
         qv, yaw = self.data.qvel, float(self.data.qpos[2])
