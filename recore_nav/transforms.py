@@ -43,7 +43,7 @@ class Transform:
 
     def apply(self, point: tuple[float, float, float]) -> tuple[float, float, float]:
         rotated = _rotate(self.rotation, point)
-        return tuple(float(r + t) for r, t in zip(rotated, self.translation))
+        return tuple(float(r + t) for r, t in zip(rotated, self.translation, strict=True))
 
     @property
     def yaw(self) -> float:
@@ -74,7 +74,7 @@ def _normalised(q: tuple[float, ...]) -> tuple[float, float, float, float]:
 
 def interpolate(a: Transform, b: Transform, ratio: float) -> Transform:
     """Linear in translation, spherical in rotation; ratio 0 gives a, 1 gives b."""
-    translation = tuple(ta + (tb - ta) * ratio for ta, tb in zip(a.translation, b.translation))
+    translation = tuple(ta + (tb - ta) * ratio for ta, tb in zip(a.translation, b.translation, strict=True))
     qa, qb = np.asarray(a.rotation), np.asarray(b.rotation)
     dot = float(qa @ qb)
     if dot < 0.0:   # the shorter way round

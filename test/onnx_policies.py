@@ -33,7 +33,10 @@ def goal_seeking_model(height: int = 64, width: int = 64, state_size: int = 8,
                        input_names: tuple[str, str, str, str] = ("rgb", "goal", "prev_action", "state"),
                        output_names: tuple[str, str] = ("action", "next_state"),
                        rgb_dtype: int = TensorProto.UINT8, goal_size: int = 3,
-                       batch_dim: int | str = 1, echo_prev_action: bool = False) -> onnx.ModelProto:
+                       batch_dim: int | str = 1, echo_prev_action: bool = False,
+                       image_gain: float = 0.0) -> onnx.ModelProto:
+    """image_gain > 0 adds image_gain * mean(rgb) to both pre-tanh actions (bench/ros_latency.py
+    reads which camera frame a command came from that way)."""
     rgb, goal, prev_action, state = input_names
     action, next_state = output_names
     # features = [d*d, d*cos, d*sin, d, cos, sin]; weights pick d*cos for linear, sin for angular.
@@ -44,6 +47,7 @@ def goal_seeking_model(height: int = 64, width: int = 64, state_size: int = 8,
         numpy_helper.from_array(weights, "weights"),
         numpy_helper.from_array(np.array([0], dtype=np.int64), "zero_index"),
         numpy_helper.from_array(np.array([0.0], dtype=np.float32), "zero_gain"),
+        numpy_helper.from_array(np.array([image_gain], dtype=np.float32), "image_gain"),
         numpy_helper.from_array(np.array([1.0], dtype=np.float32), "one"),
     ]
     nodes = [
@@ -55,9 +59,10 @@ def goal_seeking_model(height: int = 64, width: int = 64, state_size: int = 8,
         helper.make_node("Cast", [rgb], ["rgb_float"], to=TensorProto.FLOAT),
         helper.make_node("ReduceMean", ["rgb_float"], ["rgb_mean"], keepdims=0),
         helper.make_node("ReduceSum", [prev_action], ["prev_sum"], keepdims=0),
-        helper.make_node("Add", ["rgb_mean", "prev_sum"], ["unused_inputs"]),
-        helper.make_node("Mul", ["unused_inputs", "zero_gain"], ["nothing"]),
-        helper.make_node("Add", ["steer", "nothing"], ["pre_action"]),
+        helper.make_node("Mul", ["prev_sum", "zero_gain"], ["nothing"]),
+        helper.make_node("Mul", ["rgb_mean", "image_gain"], ["image_term"]),
+        helper.make_node("Add", ["steer", "nothing"], ["steer_only"]),
+        helper.make_node("Add", ["steer_only", "image_term"], ["pre_action"]),
         helper.make_node("Tanh", ["pre_action"], [action]),
     ]
     if echo_prev_action:

@@ -68,3 +68,35 @@ def test_truncated_buffer_is_refused() -> None:
     msg.data = bytes(msg.data)[:-1]
     with pytest.raises(ImageConversionError, match="buffer has 104 bytes"):
         image_msg_to_rgb(msg)
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_compressed_images_decode_to_rgb(fmt: str) -> None:
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    from recore_nav.image_conversion import compressed_msg_to_rgb
+
+    rgb = np.zeros((48, 80, 3), np.uint8)
+    rgb[..., 0] = 200   # red, so a BGR/RGB swap shows
+    ok, encoded = cv2.imencode(f".{fmt}", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    decoded = compressed_msg_to_rgb(CompressedImage(format=f"bgr8; {fmt} compressed bgr8", data=encoded.tobytes()))
+    assert decoded.shape == (48, 80, 3)
+    assert abs(int(decoded[..., 0].mean()) - 200) <= 2 and decoded[..., 2].max() <= 3
+    ok, grey = cv2.imencode(f".{fmt}", np.full((8, 8), 90, np.uint8))
+    assert compressed_msg_to_rgb(CompressedImage(format=fmt, data=grey.tobytes())).shape == (8, 8, 3)
+
+
+@pytest.mark.parametrize("fmt, data, reason", [
+    ("16UC1; compressedDepth", b"x", "unsupported compressed format"),
+    ("tiff", b"x", "unsupported compressed format"),
+    ("jpeg", b"", "no data"),
+    ("jpeg", b"garbage", "cannot decode 7 bytes"),
+])
+def test_bad_compressed_images_say_why(fmt: str, data: bytes, reason: str) -> None:
+    from sensor_msgs.msg import CompressedImage
+
+    from recore_nav.image_conversion import ImageConversionError, compressed_msg_to_rgb
+
+    with pytest.raises(ImageConversionError, match=reason):
+        compressed_msg_to_rgb(CompressedImage(format=fmt, data=data))

@@ -457,3 +457,36 @@ def test_every_kind_of_bad_odometry_stops_the_robot_and_is_logged_once(robot: Ki
     output = nav_node.output()
     for reason in ODOMETRY_FAULTS:
         assert output.count(reason) == 1, f"{reason!r} logged {output.count(reason)} times"
+
+
+def compressed_image(fmt: str, width: int = 64, height: int = 64):
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    pixels = np.random.default_rng(1).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    ok, encoded = cv2.imencode(f".{fmt}", pixels)
+    assert ok
+    return CompressedImage(format=f"bgr8; {fmt} compressed bgr8", data=encoded.tobytes())
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_compressed_images_drive_the_robot(start_node, bundle: Path, ros_context, fmt: str) -> None:
+    """image_transport:=compressed: jpeg and png on camera/image_raw/compressed, decoded by OpenCV."""
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CompressedImage
+
+    node = start_node("recore_nav.nav_node", "--params-file", str(PARAMS_FILE), "-p", f"model_dir:={bundle}",
+                      "-p", "image_transport:=compressed")
+    robot = KinematicRobot(ros_context, image_msg=compressed_image(fmt, 160, 120))
+    robot.image_pub = robot.node.create_publisher(CompressedImage, "camera/image_raw/compressed",
+                                                  qos_profile_sensor_data)
+    try:
+        robot.wait_for_status("idle", 20.0, node)
+        robot.wait_for(lambda: robot.goal_pub.get_subscription_count() > 0, 10.0, "goal subscription", node)
+        robot.send_goal(50.0, 0.0)
+        robot.wait_for_status("navigating", 10.0, node)
+        robot.wait_for_motion(5.0, node)
+        robot.image_msg = CompressedImage(format="jpeg", data=b"not a jpeg")
+        robot.wait_for_status("stopped: invalid image: cannot decode", 5.0, node)
+    finally:
+        robot.close()

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_nav_node import KinematicRobot, bundle, nav_node, robot  # noqa: F401 - fixtures shared
-
 from conftest import REPO_ROOT
+from test_nav_node import KinematicRobot, bundle, nav_node, robot  # noqa: F401 - fixtures shared
 
 HOW = "run the tests with `bash scripts/bootstrap.sh test`, which builds them from ../shared/ros2-from-source"
 
@@ -39,7 +38,10 @@ needs_nav2 = pytest.mark.skipif(bool(missing("nav2_msgs")), reason=str(missing("
 
 
 def installed_package() -> bool:
-    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+    from ament_index_python.packages import (
+        PackageNotFoundError,
+        get_package_share_directory,
+    )
     try:
         get_package_share_directory("recore_nav")
         return True
