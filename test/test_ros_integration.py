@@ -156,7 +156,7 @@ def test_robot_launch_remaps_namespaces_and_stops_on_sigint(launch, ros_context,
 
 
 # TF goals and the action: the navigation node in its own process, the kinematic robot in the test.
-def publish_map_to_odom(robot: KinematicRobot, x: float, y: float, yaw: float) -> None:
+def publish_map_to_odom(robot: KinematicRobot, x: float, y: float, yaw: float) -> None:  # noqa: F811
     """map -> odom on /tf at 20 Hz, stamped now, as a localisation node publishes it."""
     from geometry_msgs.msg import TransformStamped
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -176,7 +176,7 @@ def publish_map_to_odom(robot: KinematicRobot, x: float, y: float, yaw: float) -
     robot.node.create_timer(0.05, send)
 
 
-def send_stamped_goal(robot: KinematicRobot, x: float, y: float, frame_id: str) -> None:
+def send_stamped_goal(robot: KinematicRobot, x: float, y: float, frame_id: str) -> None:  # noqa: F811
     from geometry_msgs.msg import PoseStamped
 
     msg = PoseStamped()
@@ -252,3 +252,82 @@ def test_navigate_to_pose_action_succeeds_cancels_and_preempts(robot: KinematicR
     robot.wait_for(second.done, 10.0, "the goal preempted by the topic", nav_node)
     assert second.result().status == GoalStatus.STATUS_ABORTED
     client.destroy()
+
+
+@needs_tf
+def test_bridge_publishes_clock_tf_and_camera_info(start_node, ros_context) -> None:
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import (
+        DurabilityPolicy,
+        QoSProfile,
+        ReliabilityPolicy,
+        qos_profile_sensor_data,
+    )
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import CameraInfo, Image
+    from tf2_msgs.msg import TFMessage
+
+    bridge = start_node("recore_nav.sim.bridge_node", "--params-file", str(REPO_ROOT / "config" / "sim.yaml"),
+                        "-p", "use_sim_time:=true", "-p", "lockstep:=false", "-p", "real_time_factor:=3.0")
+    node = Node("bridge_probe", context=ros_context)
+    seen: dict[str, list] = {"tf": [], "tf_static": [], "info": [], "clock": [], "image": []}
+    latched = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    node.create_subscription(TFMessage, "/tf", lambda m: seen["tf"].append(m), 100)
+    node.create_subscription(TFMessage, "/tf_static", lambda m: seen["tf_static"].append(m), latched)
+    node.create_subscription(CameraInfo, "camera/camera_info", lambda m: seen["info"].append(m), qos_profile_sensor_data)
+    node.create_subscription(Image, "camera/image_raw", lambda m: seen["image"].append(m), qos_profile_sensor_data)
+    node.create_subscription(Clock, "/clock", lambda m: seen["clock"].append(m.clock), 10)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (seen["tf_static"] and all(len(v) >= 3 for v in seen.values())):
+        executor.spin_once(timeout_sec=0.05)
+    assert all(seen.values()), ({k: len(v) for k, v in seen.items()}, bridge.output())
+    static = seen["tf_static"][-1].transforms[0]
+    assert (static.header.frame_id, static.child_frame_id) == ("base_link", "camera_link")
+    assert static.transform.translation.z == pytest.approx(0.5)
+    r = static.transform.rotation
+    assert (r.x, r.y, r.z, r.w) == pytest.approx((-0.5, 0.5, -0.5, 0.5))
+    odom = seen["tf"][-1].transforms[0]
+    assert (odom.header.frame_id, odom.child_frame_id) == ("odom", "base_link")
+    info, image = seen["info"][-1], seen["image"][-1]
+    assert image.header.frame_id == info.header.frame_id == "camera_link"
+    assert info.k[0] == pytest.approx(32.0) and info.k[4] == pytest.approx(32.0)   # 64 px, 90 degrees
+    # Stamps are simulated time: multiples of 0.1 s from 0, far from the wall clock's ~1.8e9 s.
+    stamp = image.header.stamp.sec + image.header.stamp.nanosec * 1e-9
+    assert stamp < 1e5 and abs(stamp * 10 - round(stamp * 10)) < 1e-6
+    node.destroy_node()
+
+
+def test_navigation_node_follows_sim_time(start_node, ros_context, bundle: Path) -> None:  # noqa: F811
+    """use_sim_time: no control ticks (no cmd_vel) until /clock advances; then at its rate."""
+    from builtin_interfaces.msg import Time
+    from geometry_msgs.msg import Twist
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rosgraph_msgs.msg import Clock
+
+    nav = start_node("recore_nav.nav_node", "--params-file", str(REPO_ROOT / "config" / "robot.yaml"),
+                     "-p", f"model_dir:={bundle}", "-p", "use_sim_time:=true")
+    node = Node("clock_source", context=ros_context)
+    twists: list[float] = []
+    node.create_subscription(Twist, "cmd_vel", lambda m: twists.append(time.monotonic()), 50)
+    clock_pub = node.create_publisher(Clock, "/clock", 10)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+
+    def spin(seconds: float, clock_step: float | None = None) -> None:
+        end, sim = time.monotonic() + seconds, 0.0
+        while time.monotonic() < end:
+            if clock_step is not None:
+                sim += clock_step
+                clock_pub.publish(Clock(clock=Time(sec=int(sim), nanosec=int((sim % 1) * 1e9))))
+            executor.spin_once(timeout_sec=0.05)
+
+    spin(4.0)   # discovery, start-up, and no clock
+    assert node.count_publishers("cmd_vel") == 1, nav.output()
+    assert not twists, "control ticks ran without /clock"
+    spin(3.0, clock_step=0.05)   # /clock at about 0.05 s per 50 ms of wall time
+    assert len(twists) >= 5, (len(twists), nav.output())
+    node.destroy_node()
