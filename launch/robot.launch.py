@@ -21,7 +21,8 @@ from launch_ros.actions import Node
 
 TOPICS = {"camera/image_raw": "image_topic", "camera/image_raw/compressed": "compressed_image_topic",
           "odom": "odom_topic", "goal_pose": "goal_topic", "cmd_vel": "cmd_vel_topic",
-          "navigation_status": "status_topic", "camera/depth": "depth_topic", "scan": "scan_topic"}
+          "navigation_status": "status_topic", "camera/depth": "depth_topic",
+          "camera/depth/camera_info": "depth_camera_info_topic", "scan": "scan_topic"}
 
 
 def generate_launch_description() -> LaunchDescription:

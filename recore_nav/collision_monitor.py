@@ -53,11 +53,10 @@ class SafetyInputError(ValueError):
 
 @dataclass(frozen=True)
 class DepthCamera:
-    """A depth camera on the robot: its pose in the base frame and its vertical field of view.
-
-    Pixels are square and the principal point is the image centre; depth is along the optical
-    axis. The defaults are the embedded simulator's camera (0.5 m high, 90 degrees, level).
-    """
+    """A depth camera on the robot: its pose in the base frame and its vertical field of view
+    (used where its CameraInfo is not: square pixels, the principal point at the image centre).
+    Depth is along the optical axis. The defaults are the embedded simulator's camera (0.5 m
+    high, 90 degrees, level)."""
 
     x: float = 0.0
     y: float = 0.0
@@ -65,6 +64,55 @@ class DepthCamera:
     yaw: float = 0.0                       # rad, about the base's z axis
     pitch: float = 0.0                     # rad, > 0 looks down
     vertical_fov: float = math.pi / 2      # rad
+
+
+@dataclass(frozen=True)
+class CameraIntrinsics:
+    """A pinhole camera's focal lengths and principal point in pixels of a width x height image:
+    sensor_msgs/CameraInfo's K, pixel centres at integer coordinates as ROS has them."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    @classmethod
+    def from_vertical_fov(cls, vertical_fov: float, width: int, height: int) -> CameraIntrinsics:
+        """Square pixels, the principal point at the image centre."""
+        focal = (height / 2.0) / math.tan(vertical_fov / 2.0)
+        return cls(focal, focal, (width - 1) / 2.0, (height - 1) / 2.0, width, height)
+
+    def scaled(self, width: int, height: int) -> CameraIntrinsics:
+        """The same camera's intrinsics for the image resized to width x height."""
+        if (width, height) == (self.width, self.height):
+            return self
+        sx, sy = width / self.width, height / self.height
+        return CameraIntrinsics(self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5,
+                                width, height)
+
+    @property
+    def half_horizontal_fov(self) -> float:
+        """The narrower side's angle from the optical axis to the image edge, rad."""
+        return min(math.atan((self.cx + 0.5) / self.fx), math.atan((self.width - 0.5 - self.cx) / self.fx))
+
+
+def camera_info_intrinsics(msg: Any) -> CameraIntrinsics:
+    """A sensor_msgs/CameraInfo's intrinsics, or SafetyInputError saying why they cannot be used."""
+    width, height = int(msg.width), int(msg.height)
+    k = [float(v) for v in msg.k]
+    if width <= 0 or height <= 0:
+        raise SafetyInputError(f"invalid camera_info: image size {width}x{height}")
+    if len(k) != 9 or not all(math.isfinite(v) for v in k):
+        raise SafetyInputError("invalid camera_info: K is not 9 finite numbers")
+    fx, fy, cx, cy = k[0], k[4], k[2], k[5]
+    if fx <= 0.0 or fy <= 0.0:
+        raise SafetyInputError(f"invalid camera_info: focal lengths {fx:g}, {fy:g} (uncalibrated camera?)")
+    if not (0.0 <= cx <= width - 1 and 0.0 <= cy <= height - 1):
+        raise SafetyInputError(f"invalid camera_info: principal point ({cx:g}, {cy:g}) "
+                               f"outside the {width}x{height} image")
+    return CameraIntrinsics(fx, fy, cx, cy, width, height)
 
 
 @dataclass(frozen=True)
@@ -160,15 +208,18 @@ def depth_image_metres(msg: Any) -> np.ndarray:
     return depth
 
 
-def depth_obstacles(depth: np.ndarray, camera: DepthCamera, config: MonitorConfig) -> Obstacles:
+def depth_obstacles(depth: np.ndarray, camera: DepthCamera, config: MonitorConfig,
+                    intrinsics: CameraIntrinsics | None = None) -> Obstacles:
     """The obstacles a depth image (H, W) or (H, W, 1) in metres shows: points between the
     configured heights, near enough to matter. A pixel at -inf (too close to measure) is an
-    obstacle at the camera itself."""
+    obstacle at the camera itself. `intrinsics` (the camera's CameraInfo, at any resolution) if
+    known, else the camera's vertical field of view with square pixels."""
     depth = np.asarray(depth, dtype=np.float32)
     depth = depth.reshape(depth.shape[:2])
     height, width = depth.shape
-    focal = (height / 2.0) / math.tan(camera.vertical_fov / 2.0)
-    half_hfov = math.atan((width / 2.0) / focal)
+    if intrinsics is None:
+        intrinsics = CameraIntrinsics.from_vertical_fov(camera.vertical_fov, width, height)
+    k = intrinsics.scaled(width, height)
     reach = config.slowdown_distance + _footprint_extent(config) + math.hypot(camera.x, camera.y)
     too_close = depth == -np.inf
     # Depth along the optical axis is at most the distance: beyond `reach` nothing can be hit.
@@ -176,8 +227,8 @@ def depth_obstacles(depth: np.ndarray, camera: DepthCamera, config: MonitorConfi
     rows, cols = np.nonzero(useful)
     d = np.where(too_close[rows, cols], 0.0, depth[rows, cols]).astype(np.float64)
     # Camera body frame: forward along the optical axis, left, up.
-    left = -(cols + 0.5 - width / 2.0) / focal * d
-    up = -(rows + 0.5 - height / 2.0) / focal * d
+    left = -(cols - k.cx) / k.fx * d
+    up = -(rows - k.cy) / k.fy * d
     cos_p, sin_p = math.cos(camera.pitch), math.sin(camera.pitch)
     forward_b, up_b = d * cos_p + up * sin_p, -d * sin_p + up * cos_p
     cos_y, sin_y = math.cos(camera.yaw), math.sin(camera.yaw)
@@ -186,7 +237,7 @@ def depth_obstacles(depth: np.ndarray, camera: DepthCamera, config: MonitorConfi
     z = camera.z + up_b
     keep = too_close[rows, cols] | ((z >= config.min_obstacle_height) & (z <= config.max_obstacle_height))
     return Obstacles(_thinned(np.stack([x[keep], y[keep]], axis=1), config.path_resolution / 2.0),
-                     (camera.yaw, half_hfov), (camera.x, camera.y))
+                     (camera.yaw, k.half_horizontal_fov), (camera.x, camera.y))
 
 
 def _thinned(points: np.ndarray, cell: float) -> np.ndarray:

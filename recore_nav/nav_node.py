@@ -10,7 +10,8 @@ the freshest inputs.
               compressed, camera/image_raw/compressed (sensor_msgs/CompressedImage, jpeg or png),
               odom (nav_msgs/Odometry), goal_pose (geometry_msgs/PoseStamped, any frame TF connects
               to the odometry frame), /tf and /tf_static (where tf2_msgs is installed), and with the
-              collision monitor camera/depth (sensor_msgs/Image 32FC1 or 16UC1) or scan (LaserScan)
+              collision monitor camera/depth (sensor_msgs/Image 32FC1 or 16UC1) with
+              camera/depth/camera_info (sensor_msgs/CameraInfo), or scan (LaserScan)
   publishes   cmd_vel (geometry_msgs/Twist, every control period), navigation_status
               (std_msgs/String on change, latched: idle | navigating | reached | stopped: <reason>, and
               where the collision monitor changes a command, slowed: / steered: / stopped: obstacle <m>)
@@ -39,15 +40,17 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.duration import Duration
 from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.node import Node
-from sensor_msgs.msg import CompressedImage, Image, LaserScan
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, LaserScan
 from std_msgs.msg import String
 
 from recore_nav import navigate_action, node_process
 from recore_nav.bundle import BundleError
 from recore_nav.collision_monitor import ACTING as MONITOR_ACTING
 from recore_nav.collision_monitor import (
+    CameraIntrinsics,
     CollisionMonitor,
     SafetyInputError,
+    camera_info_intrinsics,
     depth_image_metres,
     depth_obstacles,
     scan_obstacles,
@@ -74,9 +77,11 @@ from recore_nav.node_parameters import (
 from recore_nav.policy import PolicyRuntime
 from recore_nav.resources import default_model_dir
 from recore_nav.ros_interface import (
+    CAMERA_INFO_QOS,
     CMD_VEL_QOS,
     CMD_VEL_TOPIC,
     COMPRESSED_IMAGE_TOPIC,
+    DEPTH_CAMERA_INFO_TOPIC,
     DEPTH_QOS,
     DEPTH_TOPIC,
     GOAL_QOS,
@@ -143,6 +148,10 @@ class NavigationNode(Node):
         self._image_received = 0.0
         self._safety_msg: Image | LaserScan | None = None  # newest safety input not yet converted
         self._safety_received = 0.0
+        # The depth camera's intrinsics: from its CameraInfo (or, while that is unusable, why), or
+        # from the parameters when depth_camera_info is false.
+        self._depth_intrinsics: CameraIntrinsics | SafetyInputError | None = None
+        self._use_depth_camera_info = bool(p["depth_camera_info"])
         self._status = ""
         self._last_log: dict[str, float] = {}
         self.goal_transform_timeout = p["goal_transform_timeout"]
@@ -173,6 +182,10 @@ class NavigationNode(Node):
         if self.monitor is not None and p["safety_input"] == "depth":
             self.create_subscription(Image, DEPTH_TOPIC, self._on_safety_input, DEPTH_QOS)
             safety = f"depth on {self.resolve_topic_name(DEPTH_TOPIC)}"
+            if self._use_depth_camera_info:
+                self.create_subscription(CameraInfo, DEPTH_CAMERA_INFO_TOPIC, self._on_depth_camera_info,
+                                         CAMERA_INFO_QOS)
+                safety += f" with {self.resolve_topic_name(DEPTH_CAMERA_INFO_TOPIC)}"
         elif self.monitor is not None:
             self.create_subscription(LaserScan, SCAN_TOPIC, self._on_safety_input, SCAN_QOS)
             safety = f"scan on {self.resolve_topic_name(SCAN_TOPIC)}"
@@ -192,6 +205,12 @@ class NavigationNode(Node):
 
     def _on_safety_input(self, msg: Image | LaserScan) -> None:
         self._safety_msg, self._safety_received = msg, self._now()
+
+    def _on_depth_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            self._depth_intrinsics = camera_info_intrinsics(msg)
+        except SafetyInputError as err:
+            self._depth_intrinsics = err
 
     def _on_odom(self, msg: Odometry) -> None:
         pose, twist = msg.pose.pose, msg.twist.twist
@@ -310,12 +329,24 @@ class NavigationNode(Node):
         assert self.monitor is not None
         try:
             if isinstance(msg, Image):
-                obstacles = depth_obstacles(depth_image_metres(msg), self.camera, self.monitor.config)
+                obstacles = depth_obstacles(depth_image_metres(msg), self.camera, self.monitor.config,
+                                            self._camera_intrinsics())
             else:
                 obstacles = scan_obstacles(*scan_ranges(msg), self.scanner)
             self.monitor.set_obstacles(obstacles, self._safety_received, self.controller.pose)
         except SafetyInputError as err:
             self.monitor.set_input_error(str(err), self._safety_received)
+
+    def _camera_intrinsics(self) -> CameraIntrinsics | None:
+        """The depth camera's CameraInfo, None to use the parameters' field of view, or the reason
+        depth cannot be placed in the world yet (raised: the monitor then stops forward motion)."""
+        if not self._use_depth_camera_info:
+            return None
+        if self._depth_intrinsics is None:
+            raise SafetyInputError(f"no camera_info on {self.resolve_topic_name(DEPTH_CAMERA_INFO_TOPIC)} yet")
+        if isinstance(self._depth_intrinsics, SafetyInputError):
+            raise self._depth_intrinsics
+        return self._depth_intrinsics
 
     # Output ---------------------------------------------------------------------------------------
     def _publish_status(self, status: str) -> None:

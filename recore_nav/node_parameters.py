@@ -82,7 +82,11 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "camera_z": (_CAMERA.z, "depth camera height above the floor, m"),
     "camera_yaw": (_CAMERA.yaw, "depth camera heading in base_link, rad"),
     "camera_pitch": (_CAMERA.pitch, "depth camera tilt, rad, > 0 looks down"),
-    "camera_vertical_fov": (_CAMERA.vertical_fov, "depth camera vertical field of view, rad (square pixels)"),
+    "depth_camera_info": (True, "take the depth camera's intrinsics from camera/depth/camera_info "
+                                "(sensor_msgs/CameraInfo) and ignore depth until one arrives; false: "
+                                "camera_vertical_fov, square pixels, principal point centred"),
+    "camera_vertical_fov": (_CAMERA.vertical_fov, "depth camera vertical field of view, rad (square pixels; "
+                                                  "used with depth_camera_info false)"),
     "scanner_x": (_SCANNER.x, "laser scanner position in base_link, m"),
     "scanner_y": (_SCANNER.y, "laser scanner position in base_link, m"),
     "scanner_yaw": (_SCANNER.yaw, "laser scanner heading in base_link, rad"),

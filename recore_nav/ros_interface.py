@@ -18,6 +18,7 @@ IMAGE_TOPIC = "camera/image_raw"
 COMPRESSED_IMAGE_TOPIC = "camera/image_raw/compressed"   # image_transport's compressed transport
 CAMERA_INFO_TOPIC = "camera/camera_info"
 DEPTH_TOPIC = "camera/depth"
+DEPTH_CAMERA_INFO_TOPIC = "camera/depth/camera_info"   # the depth image's intrinsics
 SCAN_TOPIC = "scan"
 ODOM_TOPIC = "odom"
 GOAL_TOPIC = "goal_pose"
@@ -36,6 +37,8 @@ IMAGE_QOS = QoSProfile(
 # The collision monitor's depth images and scans: like the camera, only the newest counts (an old
 # one is worse than none: the monitor stops the robot when its input is stale).
 DEPTH_QOS = IMAGE_QOS
+# Camera intrinsics arrive beside every frame (as camera drivers publish them); the newest is kept.
+CAMERA_INFO_QOS = IMAGE_QOS
 SCAN_QOS = IMAGE_QOS
 # Odometry: best effort depth 1 too; a best-effort subscription matches both reliable and
 # best-effort publishers, and only the newest pose matters.

@@ -54,6 +54,15 @@ def depth_msg(depth: np.ndarray, encoding: str = "32FC1"):
     return msg
 
 
+def camera_info_msg(size: int = 64, vertical_fov: float = math.pi / 2):
+    """The intrinsics of depth_image's camera: square pixels, centred, this field of view."""
+    from sensor_msgs.msg import CameraInfo
+
+    focal = (size / 2.0) / math.tan(vertical_fov / 2.0)
+    centre = (size - 1) / 2.0
+    return CameraInfo(height=size, width=size, k=[focal, 0.0, centre, 0.0, focal, centre, 0.0, 0.0, 1.0])
+
+
 def rgb8_image(width: int = 64, height: int = 64, encoding: str = "rgb8", data: bytes | None = None):
     from sensor_msgs.msg import Image
 
@@ -73,7 +82,7 @@ class KinematicRobot:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-        from sensor_msgs.msg import Image
+        from sensor_msgs.msg import CameraInfo, Image
         from std_msgs.msg import String
 
         self.node = Node("kinematic_robot", context=context)
@@ -90,6 +99,7 @@ class KinematicRobot:
         self.wall_x: float | None = None      # the depth camera sees a wall at this x, or open floor
         self.publish_depth = True
         self.depth_override = None            # an Image sent instead of the real depth (malformed ones)
+        self.camera_info = camera_info_msg()  # sent beside every depth image; None: not sent
         self.last_image_sent = 0.0
         self.last_depth_sent = 0.0
         self.last_odom_sent = 0.0
@@ -98,6 +108,8 @@ class KinematicRobot:
 
         self.image_pub = self.node.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
         self.depth_pub = self.node.create_publisher(Image, "camera/depth", qos_profile_sensor_data)
+        self.camera_info_pub = self.node.create_publisher(CameraInfo, "camera/depth/camera_info",
+                                                          qos_profile_sensor_data)
         self.odom_pub = self.node.create_publisher(Odometry, "odom", 10)
         self.goal_pub = self.node.create_publisher(PoseStamped, "goal_pose", 10)
         self.node.create_subscription(Twist, "cmd_vel", self._on_twist, 50)
@@ -146,6 +158,9 @@ class KinematicRobot:
             with self.lock:
                 self._integrate()
                 msg = self.depth_override or depth_msg(depth_image(self.x, self.y, self.yaw, self.wall_x))
+                info = self.camera_info
+            if info is not None:
+                self.camera_info_pub.publish(info)
             self.depth_pub.publish(msg)
             self.last_depth_sent = time.monotonic()
 
@@ -437,6 +452,33 @@ def test_stale_missing_or_malformed_depth_stops_the_robot(robot: KinematicRobot,
     robot.wait_for_status("stopped: obstacle", 3.0, nav_node)
     robot.depth_override = None
     robot.wait_for_status("navigating", 3.0, nav_node)
+
+
+def test_depth_without_usable_camera_info_stops_forward_motion(ros_context, start_node, bundle: Path) -> None:
+    """Depth is placed in the world with the camera's own intrinsics: before the first CameraInfo,
+    and while it is malformed, the monitor has no usable input and the robot does not drive."""
+    node = start_node("recore_nav.nav_node", "--params-file", str(PARAMS_FILE), "-p", f"model_dir:={bundle}")
+    robot = KinematicRobot(ros_context)
+    robot.camera_info = None
+    try:
+        robot.wait_for_status("idle", 20.0, node)
+        robot.wait_for(lambda: robot.goal_pub.get_subscription_count() > 0, 10.0, "goal subscription", node)
+        robot.send_goal(50.0, 0.0)
+        robot.wait_for_status("stopped: invalid safety input: no camera_info on /camera/depth/camera_info yet",
+                              10.0, node)
+        time.sleep(3 * PERIOD)
+        assert robot.max_x < 0.01, "drove forward without the depth camera's intrinsics"
+        robot.camera_info = camera_info_msg()
+        robot.wait_for_motion(5.0, node)
+
+        uncalibrated = camera_info_msg()
+        uncalibrated.k = [0.0] * 9                     # what an uncalibrated camera driver sends
+        expect_stop_then_recover(robot, node, "stopped: invalid safety input: invalid camera_info: focal lengths 0, 0",
+                                 lambda: setattr(robot, "camera_info", uncalibrated),
+                                 lambda: setattr(robot, "camera_info", camera_info_msg()))
+        assert "Traceback" not in node.output()
+    finally:
+        robot.close()
 
 
 ODOMETRY_FAULTS = {

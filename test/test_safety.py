@@ -9,11 +9,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from onnx_policies import write_goal_seeking_bundle
-from sensor_msgs.msg import Image, LaserScan
+from sensor_msgs.msg import CameraInfo, Image, LaserScan
 
-from recore_nav.collision_monitor import (CollisionMonitor, Decision, DepthCamera, MonitorConfig, Obstacles,
-                                          SafetyInputError, ScannerPose, depth_image_metres, depth_obstacles,
-                                          free_distance, scan_obstacles, scan_ranges)
+from recore_nav.collision_monitor import (CameraIntrinsics, CollisionMonitor, Decision, DepthCamera, MonitorConfig,
+                                          Obstacles, SafetyInputError, ScannerPose, camera_info_intrinsics,
+                                          depth_image_metres, depth_obstacles, free_distance, scan_obstacles,
+                                          scan_ranges)
 from recore_nav.navigation_controller import ControllerConfig, NavigationController, OdometryReading
 from recore_nav.policy import PolicyRuntime
 from recore_nav.sim import PointNavEnv
@@ -240,6 +241,45 @@ def test_depth_points_of_the_simulator_lie_on_its_wall_and_not_on_its_floor() ->
     assert obstacles.points[:, 0] == pytest.approx(EAST_WALL - 3.5, abs=0.011)   # the wall, 0.45 m ahead
     assert np.abs(obstacles.points[:, 1]).max() <= 0.45 + 0.01                    # within the 90 degree view
     env.close()
+
+
+def test_depth_points_use_the_cameras_own_intrinsics() -> None:
+    """The sim2real camera is narrower than the nominal 90 degrees: with its intrinsics (what its
+    CameraInfo says) a box beside the path lies where it is; assuming 90 degrees spreads it outward,
+    beyond what the camera can see."""
+    box = Box(cx=2.5, cy=2.0, hx=0.1, hy=0.3, height=1.0)     # front face 0.5 m ahead, 0.2-0.8 m to the left
+    env = PointNavEnv(image_size=64, split="sim2real", seed=0,
+                      fixed_layout=Layout(rooms=(ROOM,), walls=tuple(enclosing_walls(ROOM)), obstacles=(box,)))
+    obs, info = env.reset(options={"start": (1.9, 1.5, 0.0), "goal": (1.0, 1.5)})
+    fov = info["camera_vertical_fov"]
+    assert fov == pytest.approx(env.camera_vertical_fov()) and fov < math.radians(85)
+    depth = obs["depth"]
+    for intrinsics, on_the_box in ((CameraIntrinsics.from_vertical_fov(fov, 64, 64), True), (None, False)):
+        found = depth_obstacles(depth, DepthCamera(), CONFIG, intrinsics).points
+        face = found[np.abs(found[:, 0] - 0.5) < 0.03]
+        assert len(face) > 3
+        # The box is seen from its near edge (0.2 m left) to the view's edge; depth noise is 2%.
+        assert face[:, 1].min() >= 0.2 - 0.03
+        assert (face[:, 1].max() <= 0.5 * math.tan(fov / 2) + 0.03) == on_the_box
+    # The same camera's CameraInfo at another resolution places the points identically.
+    info_640 = CameraIntrinsics.from_vertical_fov(fov, 640, 640)
+    assert np.allclose(depth_obstacles(depth, DepthCamera(), CONFIG, info_640).points,
+                       depth_obstacles(depth, DepthCamera(), CONFIG, CameraIntrinsics.from_vertical_fov(fov, 64, 64)).points)
+    env.close()
+
+
+@pytest.mark.parametrize("field, value, reason", [
+    ("k", [0.0] * 9, "focal lengths 0, 0"),
+    ("k", [50.0, 0, 31.5, 0, math.nan, 31.5, 0, 0, 1], "K is not 9 finite numbers"),
+    ("k", [50.0, 0, 90.0, 0, 50.0, 31.5, 0, 0, 1], r"principal point \(90, 31.5\) outside the 64x64 image"),
+    ("width", 0, "image size 0x64"),
+])
+def test_unusable_camera_info_is_refused_with_its_reason(field: str, value, reason: str) -> None:
+    msg = CameraInfo(width=64, height=64, k=[50.0, 0.0, 31.5, 0.0, 50.0, 31.5, 0.0, 0.0, 1.0])
+    assert camera_info_intrinsics(msg) == CameraIntrinsics(50.0, 50.0, 31.5, 31.5, 64, 64)
+    setattr(msg, field, value)
+    with pytest.raises(SafetyInputError, match=f"invalid camera_info: {reason}"):
+        camera_info_intrinsics(msg)
 
 
 def drive(env: PointNavEnv, controller: NavigationController, steps: int, start: int) -> tuple[list, list]:

@@ -6,6 +6,7 @@ default) and speaks the topics of `recore_nav.ros_interface`, as a real robot do
   publishes  camera/image_raw   (sensor_msgs/Image rgb8, sensor-data QoS, frame camera_link)
              camera/camera_info (sensor_msgs/CameraInfo, this episode's field of view)
              camera/depth       (sensor_msgs/Image 32FC1 metres, sensor-data QoS)
+             camera/depth/camera_info (the same camera's intrinsics, beside the depth image)
              odom               (nav_msgs/Odometry, odom -> base_link)
              /tf, /tf_static    (odom -> base_link; base_link -> camera_link, where tf2_msgs is installed)
              /clock             (rosgraph_msgs/Clock, simulated time: control_dt per step, from 0)
@@ -53,11 +54,13 @@ from recore_nav import node_process
 from recore_nav.episodes import EpisodeRecord, summarize, summary_line
 from recore_nav.geometry import quaternion_from_yaw
 from recore_nav.ros_interface import (
+    CAMERA_INFO_QOS,
     CAMERA_INFO_TOPIC,
     CLOCK_QOS,
     CLOCK_TOPIC,
     CMD_VEL_QOS,
     CMD_VEL_TOPIC,
+    DEPTH_CAMERA_INFO_TOPIC,
     DEPTH_TOPIC,
     EPISODE_RESULT_QOS,
     EPISODE_RESULT_TOPIC,
@@ -116,8 +119,10 @@ class SimBridgeNode(Node):
         self._clock_due: tuple[Time, float] | None = None   # (the next /clock, when to publish it)
 
         self.image_pub = self.create_publisher(Image, IMAGE_TOPIC, IMAGE_QOS)
-        self.camera_info_pub = self.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, IMAGE_QOS)
+        self.camera_info_pub = self.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, CAMERA_INFO_QOS)
         self.depth_pub = self.create_publisher(Image, DEPTH_TOPIC, IMAGE_QOS) if p["publish_depth"] else None
+        self.depth_info_pub = (self.create_publisher(CameraInfo, DEPTH_CAMERA_INFO_TOPIC, CAMERA_INFO_QOS)
+                               if p["publish_depth"] else None)
         self.odom_pub = self.create_publisher(Odometry, ODOM_TOPIC, ODOM_PUBLISHER_QOS)
         self.goal_pub = self.create_publisher(PoseStamped, GOAL_TOPIC, GOAL_QOS)
         self.result_pub = self.create_publisher(String, EPISODE_RESULT_TOPIC, EPISODE_RESULT_QOS)
@@ -267,9 +272,11 @@ class SimBridgeNode(Node):
         stamp = self._stamp()
         rgb = self.obs["rgb"]
         self.image_pub.publish(self._image_msg(stamp, rgb, "rgb8", 3))
-        self.camera_info_pub.publish(self._camera_info(stamp, rgb.shape[0], rgb.shape[1]))
-        if self.depth_pub is not None:
+        camera_info = self._camera_info(stamp, rgb.shape[0], rgb.shape[1])
+        self.camera_info_pub.publish(camera_info)
+        if self.depth_pub is not None:   # one camera: the depth image has the colour image's intrinsics
             depth = np.ascontiguousarray(self.obs["depth"][..., 0], dtype=np.float32)
+            self.depth_info_pub.publish(camera_info)
             self.depth_pub.publish(self._image_msg(stamp, depth, "32FC1", 4))
 
         x, y, yaw = self.env.robot_pose()

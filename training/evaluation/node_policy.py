@@ -3,7 +3,8 @@
 `NodePolicy` runs, step by step, what the navigation node runs between its messages and
 `cmd_vel`: `NavigationController` (speed and acceleration limits, the executed command fed back
 as the policy's previous action) and, where enabled, the `CollisionMonitor` on the simulator's
-depth image, all configured from the node's parameter file exactly as the node reads it
+depth image (with the camera's field of view from `info`, as the node has it from CameraInfo), all
+configured from the node's parameter file exactly as the node reads it
 (`recore_nav.node_parameters`). So an evaluation measures the node's code, not a copy of it,
 without the timing noise of DDS. The simulator's pose and goal stand in for odometry and the goal
 message.
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from recore_nav import task
-from recore_nav.collision_monitor import CollisionMonitor, depth_obstacles
+from recore_nav.collision_monitor import CameraIntrinsics, CollisionMonitor, depth_obstacles
 from recore_nav.navigation_controller import NavigationController, OdometryReading, status_cause
 from recore_nav.node_parameters import check_parameters, controller_config, depth_camera, monitor_config
 from training.environments.collector import PerEnvPolicies
@@ -41,6 +42,7 @@ class NodePolicy:
         self.config = controller_config(parameters, self.runtime.spec)
         self.monitor_config = monitor_config(parameters) if parameters["collision_monitor"] else None
         self.camera = depth_camera(parameters)
+        self.use_camera_info = bool(parameters["depth_camera_info"])
         self.statuses: Counter[str] = Counter()
         self.reset()
 
@@ -61,7 +63,11 @@ class NodePolicy:
         controller.set_odometry(OdometryReading.planar(x, y, yaw, FRAME), now)
         controller.set_image(obs["rgb"], now)
         if controller.monitor is not None:
-            obstacles = depth_obstacles(obs["depth"], self.camera, controller.monitor.config)
+            depth = obs["depth"]
+            # The environment's camera stands in for the CameraInfo the node would receive.
+            intrinsics = (CameraIntrinsics.from_vertical_fov(float(info["camera_vertical_fov"]), depth.shape[1],
+                                                             depth.shape[0]) if self.use_camera_info else None)
+            obstacles = depth_obstacles(depth, self.camera, controller.monitor.config, intrinsics)
             controller.monitor.set_obstacles(obstacles, now, controller.pose)
         command = controller.tick(now)
         self.statuses[status_cause(command.status)] += 1
