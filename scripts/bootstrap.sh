@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what recore_nav needs on a fresh Debian/Ubuntu machine, then run the demo or the tests.
 #   bash scripts/bootstrap.sh demo [recore-nav-sim args]   # embedded simulator + shipped policy over ROS 2
-#   bash scripts/bootstrap.sh test [pytest args]           # the test suite
+#   bash scripts/bootstrap.sh test [pytest args]           # the test suite (iGibson included)
+#   bash scripts/bootstrap.sh igibson                      # only build iGibson for --env igibson
 # System packages (Mesa EGL/OSMesa for offscreen rendering) come from apt when run as root.
 # ROS 2: a sourced ROS install ($ROS_DISTRO) is used as it is; otherwise ROS 2 Jazzy's PyPI wheels.
 set -euo pipefail
@@ -39,6 +40,13 @@ fi
 echo "[bootstrap] pip install -e .[$extras]"
 "$VENV/bin/python" -m pip install -q -e ".[$extras]"
 
+if [ "$mode" = test ] || [ "$mode" = igibson ]; then
+  # iGibson 2.2.2 in a venv of its own (numpy<2, gym), built from its sdist with this project's
+  # fixes; minutes the first time, cached per machine. The --env igibson tests need it.
+  echo "[bootstrap] iGibson for --env igibson (scripts/install_igibson.py)"
+  "$VENV/bin/python" scripts/install_igibson.py
+fi
+
 if [ "$mode" = test ] && [ -z "${ROS_DISTRO:-}" ]; then
   # launch, launch_ros, ros2cli, tf2_msgs, nav2_msgs, composition_interfaces and this package built
   # by colcon, so the launch files, TF goals and the NavigateToPose action are tested for real
@@ -57,5 +65,6 @@ export ROS_LOG_DIR="${ROS_LOG_DIR:-$PWD/.ros_log}"
 case "$mode" in
   demo) exec "$VENV/bin/recore-nav-sim" "$@" ;;
   test) exec "$VENV/bin/python" -m pytest -q "$@" ;;
-  *) echo "usage: $0 demo|test [args]" >&2; exit 2 ;;
+  igibson) exit 0 ;;
+  *) echo "usage: $0 demo|test|igibson [args]" >&2; exit 2 ;;
 esac

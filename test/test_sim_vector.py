@@ -35,12 +35,9 @@ def test_factory_makes_the_embedded_simulator_and_names_what_it_cannot_make():
         make_env("mujoco")
 
 
-def test_igibson_where_it_is_not_installed_says_how_to_install_it():
+def test_igibson_where_it_is_not_installed_says_how_to_install_it(tmp_path, monkeypatch):
     pytest.importorskip("training.environments.igibson")
-    try:
-        import igibson  # noqa: F401
-        pytest.skip("iGibson is installed here")
-    except ImportError:
-        pass
-    with pytest.raises(RuntimeError, match="iGibson is not installed"):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))   # a machine where scripts/install_igibson.py never ran
+    monkeypatch.delenv("RECORE_NAV_IGIBSON_PYTHON", raising=False)
+    with pytest.raises(RuntimeError, match="iGibson is not installed: run `python3 scripts/install_igibson.py`"):
         make_vector_env("igibson", num_envs=1)

@@ -161,14 +161,11 @@ def test_training_run_learns_survives_sigint_and_resumes(tmp_path):
 
 def test_igibson_missing_is_a_clear_error(tmp_path):
     pytest.importorskip("gymnasium")
-    try:
-        import igibson  # noqa: F401
-        pytest.skip("iGibson is installed here")
-    except ImportError:
-        pass
+    env = dict(_env(), XDG_CACHE_HOME=str(tmp_path / "cache"))   # where scripts/install_igibson.py never ran
+    env.pop("RECORE_NAV_IGIBSON_PYTHON", None)
     result = subprocess.run(TRAIN + ["--env", "igibson", "--config", str(REPO_ROOT / "config/train/smoke.yaml"),
                                      "--run-dir", str(tmp_path / "run")],
-                            cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=60)
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "iGibson is not installed" in result.stderr and "--env embedded" in result.stderr
     assert "Traceback" not in result.stderr

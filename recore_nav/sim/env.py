@@ -13,7 +13,7 @@ import numpy as np
 from recore_nav.geometry import goal_in_robot_frame, wrap_angle
 from recore_nav import task
 from recore_nav.task import ACTION_DIM, DEPTH_MAX, GOAL_DIM, NUM_SEG_CLASSES, SPLITS
-from recore_nav.sim.appearance import (EpisodeSensor, Sim2RealShift, sample_appearance,
+from recore_nav.sim.appearance import (Appearance, EpisodeSensor, Sim2RealShift, sample_appearance,
                                        sample_episode_sensor, shift_camera)
 from recore_nav.sim.layout import GeodesicField, Layout, LayoutConfig, TraversabilityMap, generate_layout
 from recore_nav.sim.scene import EgocentricCamera, RobotSpec, build_mjcf
@@ -84,7 +84,6 @@ class PointNavEnv(gym.Env):
         self.control_dt = self.task.control_dt
         self.max_linear_speed = self.task.max_linear_speed
         self.max_angular_speed = self.task.max_angular_speed
-        self._substeps = max(1, round(self.control_dt / self.robot.physics_timestep))
 
         s = self.image_size
         self.observation_space = gym.spaces.Dict({
@@ -97,7 +96,7 @@ class PointNavEnv(gym.Env):
         })
         self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
 
-        self._camera = EgocentricCamera(s)
+        self._init_simulator()
         self._fixed_layout = fixed_layout
         self._initial_seed = seed
         self._seeded = False
@@ -127,14 +126,12 @@ class PointNavEnv(gym.Env):
             self._new_scene(rng)
         self._episodes_on_layout += 1
 
-        start, goal, self.geodesic = self._sample_start_and_goal(rng, options)
+        start, goal, self.geodesic = draw_start_and_goal(self.traversability, self.task, rng, options)
         self.goal_position = np.array(goal, dtype=np.float64)
-        self._place_robot(*start)
-
         self._sensor = None
         if self.split == "sim2real":
             self._sensor = sample_episode_sensor(self.task.sim2real, self.image_size, rng)
-            self.model.cam_fovy[self._camera_id] = self._sensor.fovy_deg
+        self._start_episode(start, self._sensor.fovy_deg if self._sensor is not None else None)
         self._pending_commands = [np.zeros(2)] * self.task.sim2real.action_delay_steps
 
         self.steps = 0
@@ -150,8 +147,8 @@ class PointNavEnv(gym.Env):
         return obs, self._info(collision=False)
 
     def step(self, action):
-        if self.data is None:
-            raise RuntimeError("PointNavEnv.step called before reset")
+        if self._last_obs is None:
+            raise RuntimeError(f"{type(self).__name__}.step called before reset")
         command = self._command_from_action(action)
         if self.split == "sim2real":
             shift = self.task.sim2real
@@ -159,14 +156,8 @@ class PointNavEnv(gym.Env):
             if shift.action_delay_steps > 0:
                 self._pending_commands.append(command)
                 command = self._pending_commands.pop(0)
-        self.data.ctrl[:] = (command[0] * self.max_linear_speed, 0.0, command[1] * self.max_angular_speed)
         x0, y0, _ = self.robot_pose()
-        collision = False
-        for _ in range(self._substeps):          # contacts checked every substep: grazes count too
-            mujoco.mj_step(self.model, self.data)
-            collision = collision or self._in_collision()
-        if not np.all(np.isfinite(self.data.qpos)):
-            raise RuntimeError("simulation diverged (non-finite state)")
+        collision = self._simulate(command)
 
         x, y, _ = self.robot_pose()
         self.steps += 1
@@ -252,50 +243,50 @@ class PointNavEnv(gym.Env):
         return float(math.ceil(math.sqrt(2.0) * c.num_rooms[1] * c.room_size[1]))
 
     def _new_scene(self, rng: np.random.Generator) -> None:
-        if self._fixed_layout is not None:
-            self.layout = self._fixed_layout
-            self.traversability = TraversabilityMap(self.layout, self.layout_config)
-        else:
-            self.layout, self.traversability = generate_layout(self.layout_config, rng)
-        appearance = sample_appearance("train" if self.split == "sim2real" else self.split, rng)
+        self.layout, self.traversability, appearance = draw_scene(self.layout_config, self.split, rng,
+                                                                  self._fixed_layout)
+        self._load_scene(appearance)
+        self._episodes_on_layout = 0
+
+    # -- the simulator: MuJoCo here; another simulator overrides these (and robot_pose,
+    # robot_velocity, camera_vertical_fov, close) and keeps the task, its draws and its metrics.
+    def _init_simulator(self) -> None:
+        self._camera = EgocentricCamera(self.image_size)
+        self._substeps = max(1, round(self.control_dt / self.robot.physics_timestep))
+
+    def _load_scene(self, appearance: Appearance) -> None:
+        """Build `self.layout` with this appearance."""
         robot = self.robot
         self.model = mujoco.MjModel.from_xml_string(build_mjcf(self.layout, appearance, self.image_size, robot))
         self.data = mujoco.MjData(self.model)
         self._camera.bind(self.model)
         self._camera_id = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, "eye")
         self._robot_geom = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, "robot")
-        self._episodes_on_layout = 0
 
-    def _sample_start_and_goal(self, rng: np.random.Generator, options: dict[str, Any]):
-        grid = self.traversability
-        if "goal" in options or "start" in options:
-            if not ("goal" in options and "start" in options):
-                raise ValueError("reset options need both 'start' (x, y, yaw) and 'goal' (x, y)")
-            start, goal = tuple(map(float, options["start"])), tuple(map(float, options["goal"]))
-            if len(start) != 3 or len(goal) != 2:
-                raise ValueError("reset options: 'start' is (x, y, yaw) and 'goal' is (x, y)")
-            for name, (px, py) in (("start", start[:2]), ("goal", goal)):
-                if not grid.is_reachable(px, py):
-                    raise ValueError(f"reset option {name} ({px:.2f}, {py:.2f}) is not a reachable position")
-            return start, goal, grid.geodesic_field(*goal)
-        cells = np.flatnonzero(grid.reachable)
-        lo, hi = self.task.min_goal_distance, self.task.max_goal_distance
-        for _ in range(_GOAL_TRIES):
-            goal_cell = np.unravel_index(cells[rng.integers(len(cells))], grid.shape)
-            goal = grid.cell_center(*goal_cell)
-            geodesic = grid.geodesic_field(*goal)
-            candidates = np.flatnonzero((geodesic.distance >= lo) & (geodesic.distance <= hi))
-            if len(candidates):
-                i, j = np.unravel_index(candidates[rng.integers(len(candidates))], grid.shape)
-                x, y = grid.cell_center(i, j)
-                return (x, y, float(rng.uniform(-math.pi, math.pi))), goal, geodesic
-        raise ValueError(f"no start/goal pair at geodesic distance in [{lo}, {hi}] m in this layout; "
-                         f"lower task_config.min_goal_distance or enlarge the rooms")
-
-    def _place_robot(self, x: float, y: float, yaw: float) -> None:
+    def _start_episode(self, start: tuple[float, float, float], fovy_deg: float | None) -> None:
+        """Put the robot at `start` (x, y, yaw) at rest, the camera's field of view at `fovy_deg`
+        (None: as it is); `self.goal_position` is set."""
         mujoco.mj_resetData(self.model, self.data)
-        self.data.qpos[:] = (x, y, yaw)
+        self.data.qpos[:] = start
         mujoco.mj_forward(self.model, self.data)
+        if fovy_deg is not None:
+            self.model.cam_fovy[self._camera_id] = fovy_deg
+
+    def _simulate(self, command: np.ndarray) -> bool:
+        """One control period at `command` (normalised linear, angular); whether the robot touched
+        anything during it."""
+        self.data.ctrl[:] = (command[0] * self.max_linear_speed, 0.0, command[1] * self.max_angular_speed)
+        collision = False
+        for _ in range(self._substeps):          # contacts checked every substep: grazes count too
+            mujoco.mj_step(self.model, self.data)
+            collision = collision or self._in_collision()
+        if not np.all(np.isfinite(self.data.qpos)):
+            raise RuntimeError("simulation diverged (non-finite state)")
+        return collision
+
+    def _render(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """rgb uint8 (H, W, 3), depth float32 (H, W, 1) m, seg uint8 (H, W) of the camera now."""
+        return self._camera.render(self.data)
 
     def _command_from_action(self, action) -> np.ndarray:
         try:
@@ -320,7 +311,7 @@ class PointNavEnv(gym.Env):
         return data.ncon > 0 and bool(np.any(data.contact.dist[:data.ncon] < 1e-3))
 
     def _observe(self) -> dict[str, np.ndarray]:
-        rgb, depth, seg = self._camera.render(self.data)
+        rgb, depth, seg = self._render()
         if self._sensor is not None:
             rgb, depth = shift_camera(rgb, depth, self.task.sim2real, self._sensor, self.np_random)
             depth = np.minimum(depth, DEPTH_MAX)
@@ -344,9 +335,52 @@ class PointNavEnv(gym.Env):
             "spl": float(spl),
             "robot_pose": np.array([x, y, yaw], dtype=np.float64),
             "goal_position": self.goal_position.copy(),
+            "camera_vertical_fov": self.camera_vertical_fov(),   # what the camera's CameraInfo says
             "invalid_actions": int(self.episode_invalid_actions),
             "steps": int(self.steps),
             # The shortest-path expert's command for the observation just returned: the label
             # of imitation (DAgger) and the driver of expert-seeded data collection.
             "expert_action": self.oracle_action(),
         }
+
+
+def draw_scene(layout_config: LayoutConfig, split: str, rng: np.random.Generator,
+               fixed_layout: Layout | None = None) -> tuple[Layout, TraversabilityMap, Appearance]:
+    """A scene as an episode's generator draws it: the layout (or `fixed_layout`), its
+    traversability and the split's appearance (`sim2real` looks like `train`). Any simulator that
+    makes the same draws from the same generator gets the same scenes."""
+    if fixed_layout is not None:
+        layout, traversability = fixed_layout, TraversabilityMap(fixed_layout, layout_config)
+    else:
+        layout, traversability = generate_layout(layout_config, rng)
+    return layout, traversability, sample_appearance("train" if split == "sim2real" else split, rng)
+
+
+def draw_start_and_goal(grid: TraversabilityMap, task_config: TaskConfig, rng: np.random.Generator,
+                        options: dict[str, Any]) -> tuple[tuple[float, float, float], tuple[float, float],
+                                                      GeodesicField]:
+    """The start (x, y, yaw) and goal (x, y) of an episode, at a geodesic distance in the task's
+    range, and the goal's geodesic field; or those of `options` ({"start": ..., "goal": ...})."""
+    if "goal" in options or "start" in options:
+        if not ("goal" in options and "start" in options):
+            raise ValueError("reset options need both 'start' (x, y, yaw) and 'goal' (x, y)")
+        start, goal = tuple(map(float, options["start"])), tuple(map(float, options["goal"]))
+        if len(start) != 3 or len(goal) != 2:
+            raise ValueError("reset options: 'start' is (x, y, yaw) and 'goal' is (x, y)")
+        for name, (px, py) in (("start", start[:2]), ("goal", goal)):
+            if not grid.is_reachable(px, py):
+                raise ValueError(f"reset option {name} ({px:.2f}, {py:.2f}) is not a reachable position")
+        return start, goal, grid.geodesic_field(*goal)
+    cells = np.flatnonzero(grid.reachable)
+    lo, hi = task_config.min_goal_distance, task_config.max_goal_distance
+    for _ in range(_GOAL_TRIES):
+        goal_cell = np.unravel_index(cells[rng.integers(len(cells))], grid.shape)
+        goal = grid.cell_center(*goal_cell)
+        geodesic = grid.geodesic_field(*goal)
+        candidates = np.flatnonzero((geodesic.distance >= lo) & (geodesic.distance <= hi))
+        if len(candidates):
+            i, j = np.unravel_index(candidates[rng.integers(len(candidates))], grid.shape)
+            x, y = grid.cell_center(i, j)
+            return (x, y, float(rng.uniform(-math.pi, math.pi))), goal, geodesic
+    raise ValueError(f"no start/goal pair at geodesic distance in [{lo}, {hi}] m in this layout; "
+                     f"lower task_config.min_goal_distance or enlarge the rooms")
