@@ -86,7 +86,6 @@ def test_a_wall_stops_the_robot_and_counts_collisions(env) -> None:
         _, _, _, _, info = env.step(np.array([1.0, 0.0], np.float32))
         collisions = info["collisions"]
     assert collisions >= 5
-    assert env.traversability.is_reachable(*info["robot_pose"][:2]) or collisions > 0
 
 
 def test_a_nan_action_is_rejected_and_counted(env) -> None:

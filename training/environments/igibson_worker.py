@@ -89,9 +89,10 @@ class Worker:
         from igibson.envs.igibson_env import iGibsonEnv
         from igibson.render.mesh_renderer.mesh_renderer_settings import MeshRendererSettings
 
-        from training.environments.igibson_assets import read_scene_info
+        from training.environments.igibson_assets import points_from_camera, read_scene_info
 
         self._read_scene_info = read_scene_info
+        self._points_from_camera = points_from_camera
         self.config = dict(config)
         self.depth_max = float(config["depth_high"])
         # Headless Mesa (llvmpipe) refuses GLSL 4.60 and has nothing to gain from PBR or shadows;
@@ -145,8 +146,6 @@ class Worker:
         return {"map": np.asarray(scene.floor_map[0], dtype=np.uint8), "resolution": float(scene.trav_map_resolution)}
 
     def _observation(self, state: dict[str, np.ndarray]) -> dict[str, Any]:
-        from training.environments.igibson_assets import points_from_camera
-
         rgb = (np.clip(state["rgb"][..., :3], 0.0, 1.0) * 255.0).round().astype(np.uint8)
         pc = np.asarray(state["pc"], dtype=np.float32)[..., :3]
         # The renderer's camera frame looks along -z; a pixel with no surface comes back as 0.
@@ -154,7 +153,7 @@ class Worker:
         depth = np.where(no_surface, self.depth_max, np.minimum(-pc[..., 2], self.depth_max)).astype(np.float32)
         robot = self.env.robots[0]
         eyes = robot.eyes
-        seg = self.scene.surface_classes(points_from_camera(pc, eyes.get_position(), eyes.get_orientation()))
+        seg = self.scene.surface_classes(self._points_from_camera(pc, eyes.get_position(), eyes.get_orientation()))
         x, y, _ = robot.get_position()
         yaw = float(robot.get_rpy()[2])
         vx, vy, _ = robot.get_linear_velocity()
