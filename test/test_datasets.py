@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from training.data.datasets import (DatasetBuilder, DatasetError, OfflineDataset, describe, load_dataset,
-                                    save_dataset)
+                                    load_datasets, save_dataset)
 
 
 def arrays(lengths=(3, 2), images: bool = False) -> dict[str, np.ndarray]:
@@ -45,6 +45,27 @@ def test_round_trip_keeps_every_array_and_derives_valids_as_ogbench(tmp_path: Pa
     line = describe(dataset)
     assert "2 trajectories, 5 steps" in line and "rgb[8, 8, 3]" in line and str(path) in line
     assert not list(tmp_path.glob(".*tmp")), "the temporary file was left behind"
+
+
+def test_several_files_load_as_one_dataset_in_order(tmp_path: Path):
+    first, second = arrays((3, 2), images=True), arrays((4,), images=True)
+    paths = [save_dataset(tmp_path / "a.npz", first), save_dataset(tmp_path / "b.npz", second)]
+    dataset = load_datasets(paths)
+    assert dataset.size == 9 and dataset.num_trajectories == 3
+    np.testing.assert_array_equal(dataset.starts, [0, 3, 5])
+    np.testing.assert_array_equal(dataset.ends, [2, 4, 8])
+    for key in first:
+        np.testing.assert_array_equal(getattr(dataset, key), np.concatenate([first[key], second[key]]))
+    assert dataset.source == f"{paths[0]} + {paths[1]}"
+
+    no_images = save_dataset(tmp_path / "c.npz", arrays((2,)))
+    with pytest.raises(DatasetError, match=r"c\.npz: keys .* differ from .*a\.npz"):
+        load_datasets([paths[0], no_images])
+    small = arrays((2,), images=True)
+    small["rgb"] = small["rgb"][:, :4, :4]
+    small["depth"] = small["depth"][:, :4, :4]
+    with pytest.raises(DatasetError, match=r"d\.npz: rgb has per-step shape \[4, 4, 3\]"):
+        load_datasets([paths[0], save_dataset(tmp_path / "d.npz", small)])
 
 
 def test_ogbench_bool_terminals_are_read(tmp_path: Path):

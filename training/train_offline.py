@@ -1,7 +1,7 @@
 """Train a goal-reaching policy offline from a dataset: CRL, or WM-CRL (CRL fed by a world model
 trained on all the data), as the recipe says.
 
-    python training/train_offline.py --config config/train/<recipe>.yaml --dataset PATH \\
+    python training/train_offline.py --config config/train/<recipe>.yaml --dataset PATH [PATH ...] \\
         [--set key=value ...] [--run-dir runs/<recipe>] [--resume] [--threads N]
 
 Datasets are OGBench-layout `.npz` files (`training/data/datasets.py`): made by
@@ -23,7 +23,7 @@ if __package__ in (None, ""):   # run as `python training/train_offline.py`: imp
 
 from training.checkpoint import has_checkpoint, stop_on_signals
 from training.config import ConfigError, build_config, load_tree
-from training.data.datasets import DatasetError, describe, load_dataset
+from training.data.datasets import DatasetError, describe, load_datasets
 from training.kernels.cpu_tuning import configure_cpu
 from training.offline import OfflineConfig, OfflineTrainer, validate_offline
 from training.run_log import CONFIG_FILE
@@ -36,7 +36,8 @@ def load_offline_config(paths, overrides) -> OfflineConfig:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, action="append", help="config/train/<recipe>.yaml (repeat to merge)")
-    parser.add_argument("--dataset", type=Path, required=True, help="an OGBench-layout .npz")
+    parser.add_argument("--dataset", type=Path, nargs="+", required=True,
+                        help="OGBench-layout .npz files (several are read as one dataset)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--run-dir", type=Path, help="default runs/<recipe>")
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --run-dir")
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             if has_checkpoint(args.run_dir):
                 raise ConfigError(f"{args.run_dir} already holds a run; use --resume or another --run-dir")
             cfg = load_offline_config(args.config, args.overrides)
-        dataset = load_dataset(args.dataset)
+        dataset = load_datasets(args.dataset)
     except (ConfigError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

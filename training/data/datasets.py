@@ -24,7 +24,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -171,6 +171,26 @@ def load_dataset(path: str | os.PathLike) -> OfflineDataset:
         reason = " ".join(str(err).split()) or type(err).__name__
         raise DatasetError(f"{source}: unreadable .npz archive ({reason})") from None
     return OfflineDataset.from_arrays(arrays, source)
+
+
+def load_datasets(paths: Sequence[str | os.PathLike]) -> OfflineDataset:
+    """Read several dataset files as one, trajectories in the order given (a robot's logs from
+    several bags, or expert fragments beside exploration). Every file must have the same keys with
+    the same per-step shapes; DatasetError names the file that differs."""
+    datasets = [load_dataset(path) for path in paths]
+    if len(datasets) == 1:
+        return datasets[0]
+    first = datasets[0]
+    for other in datasets[1:]:
+        if other.keys != first.keys:
+            raise DatasetError(f"{other.source}: keys {', '.join(other.keys)} differ from "
+                               f"{first.source}'s {', '.join(first.keys)}")
+        for key in first.keys:
+            if getattr(other, key).shape[1:] != getattr(first, key).shape[1:]:
+                raise DatasetError(f"{other.source}: {key} has per-step shape {list(getattr(other, key).shape[1:])}, "
+                                   f"{first.source} {list(getattr(first, key).shape[1:])}")
+    arrays = {key: np.concatenate([getattr(d, key) for d in datasets]) for key in first.keys}
+    return OfflineDataset.from_arrays(arrays, " + ".join(d.source for d in datasets))
 
 
 def save_dataset(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], compress: bool = False) -> Path:
