@@ -40,6 +40,17 @@ class EnvConfig:
     train_split: str = "train"
     eval_splits: tuple[str, ...] = ("train", "ood")
     max_episode_steps: int = MAX_EPISODE_STEPS
+    igibson_data: str = ""          # igibson only: iGibson's own data directory ("": this project's scenes)
+    igibson_scenes: tuple[str, ...] = ()   # with igibson_data: the scene ids episodes are drawn from
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """The environment's own constructor arguments this config sets: iGibson's data and
+        scenes (`training/environments/igibson_data.py`), else none."""
+        if not self.igibson_data:
+            return {}
+        if self.name != "igibson":
+            raise ConfigError(f"env.igibson_data goes with env.name igibson (--env igibson), not {self.name!r}")
+        return {"igibson_data": self.igibson_data, "igibson_scenes": self.igibson_scenes}
 
 
 @dataclass
@@ -73,6 +84,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"run.prefill_policy must be random or expert, not {cfg.run.prefill_policy!r}")
     if cfg.agent.precision not in ("fp32", "bf16"):
         raise ConfigError(f"agent.precision must be fp32 or bf16, not {cfg.agent.precision!r}")
+    if cfg.env.igibson_scenes and not cfg.env.igibson_data:
+        raise ConfigError("env.igibson_scenes goes with env.igibson_data (iGibson's data directory)")
     if cfg.env.image_size % 16 or cfg.env.image_size < 32:
         raise ConfigError(f"env.image_size must be a multiple of 16 and at least 32, not {cfg.env.image_size}")
     if not (rep.contrastive or rep.reconstruct_rgb or rep.aux_target != "none"):

@@ -20,6 +20,10 @@ and collision monitor (`training/evaluation/node_policy.py`) with the node's par
 (`navigating`, `slowed: obstacle`, ...). `--latency LOW HIGH` (s, drawn per episode) and
 `--base-accel LINEAR ANGULAR` (m/s^2, rad/s^2) put a real base's dynamics between the commands
 and the simulator (`recore_nav/sim/dynamics.py`).
+
+`--env igibson --igibson-data DIR --igibson-scenes Rs_int ...` evaluates in iGibson's own scenes
+with its Turtlebot (`training/environments/igibson_data.py`); the results are then called
+`igibson-Rs_int+...` (output directory, `--record` key), apart from those in this project's scenes.
 """
 
 from __future__ import annotations
@@ -39,12 +43,13 @@ from recore_nav.node_parameters import PARAMETERS, check_parameters, read_parame
 from recore_nav.sim.dynamics import BaseDynamics
 from recore_nav.sim.factory import ENV_KINDS, check_env_available
 from recore_nav.task import MAX_EPISODE_STEPS, SPLITS
+from training.environments import igibson_data
 from training.environments.collector import BatchPolicy, PerEnvPolicies
 from training.evaluation.baselines import GoalSeekingBaseline, ShortestPathExpert
 from training.evaluation.episodes import EVAL_SEED_BASE, Evaluation, EvaluationSpec, bundle_policy, evaluate
 from training.evaluation.node_policy import NodePolicies
-from training.evaluation.report import (evaluation_key, markdown_table, plot_success_vs_steps, record_in_bundle,
-                                        write_video)
+from training.evaluation.report import (environment_label, evaluation_key, markdown_table, plot_success_vs_steps,
+                                        record_in_bundle, write_video)
 
 REFERENCE_POLICIES = {"baseline": GoalSeekingBaseline, "expert": ShortestPathExpert}
 
@@ -93,7 +98,8 @@ def write_results(out: Path, bundle_dir: Path, spec: EvaluationSpec, results: di
         "per_episode": {label: [asdict(e) for e in result.episodes] for label, result in results.items()},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    title = f"{name} on {spec.env} / {spec.split}, {spec.episodes} episodes (seeds {spec.seed_base}+)"
+    env_label = environment_label(spec.env, spec.env_kwargs.get("igibson_scenes", ()))
+    title = f"{name} on {env_label} / {spec.split}, {spec.episodes} episodes (seeds {spec.seed_base}+)"
     table = markdown_table(rows, title)
     (out / "summary.md").write_text(table)
     print(table)
@@ -129,6 +135,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="command latency of the simulated base, s, drawn per episode from [LOW, HIGH]")
     parser.add_argument("--base-accel", type=float, nargs=2, metavar=("LINEAR", "ANGULAR"),
                         help="acceleration limits of the simulated base, m/s^2 and rad/s^2, both ways")
+    igibson_data.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error("--episodes must be at least 1")
@@ -164,18 +171,20 @@ def main(argv: list[str] | None = None) -> int:
     from recore_nav.bundle import read_bundle_spec
     try:
         bundle = read_bundle_spec(args.bundle)
-        check_env_available(args.env)
+        env_kwargs = igibson_data.env_kwargs_from_args(args)
+        check_env_available(args.env, **env_kwargs)
         node = (NodePolicies(args.bundle, node_parameters(args.node_params, args.node_param), args.providers)
                 if args.node_params is not None else None)
         dynamics = base_dynamics(args)
-    except Exception as err:   # BundleError, the iGibson install hint, bad parameters: one line each
+    except Exception as err:   # BundleError, the iGibson install hint or data, bad parameters: one line each
         print(f"error: {err}", file=sys.stderr)
         return 2
     spec = EvaluationSpec(env=args.env, split=args.split, episodes=args.episodes, seed_base=args.seed_base,
                           max_steps=args.max_steps, image_size=bundle.image_height, workers=args.workers,
-                          videos=args.videos, dynamics=dynamics)
+                          videos=args.videos, dynamics=dynamics, env_kwargs=env_kwargs)
     name = bundle.name or args.bundle.name
-    out = args.out or Path("runs") / "eval" / f"{name}_{args.env}_{args.split}"
+    env_label = environment_label(args.env, env_kwargs.get("igibson_scenes", ()))
+    out = args.out or Path("runs") / "eval" / f"{name}_{env_label}_{args.split}"
     policies: dict[str, str | Path] = {name: args.bundle}
     if args.baseline:
         policies[GoalSeekingBaseline.name] = "baseline"
@@ -192,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         print("control steps by status: " + ", ".join(f"{k} {v}" for k, v in node.status_steps().items()))
     rows = summary["results"]
     if args.record:
-        record_in_bundle(args.bundle, evaluation_key(args.env, args.split),
+        record_in_bundle(args.bundle, evaluation_key(env_label, args.split),
                          {"source": "evaluate", "seed_base": args.seed_base, "max_steps": args.max_steps,
                           **rows[name], "baseline": rows.get(GoalSeekingBaseline.name)})
     return 0

@@ -36,7 +36,7 @@ from training.methods.recore import Agent
 from training.methods.wm_crl import WMCRLAgent
 from training.checkpoint import load_checkpoint
 from training.config import config_from_dict
-from training.evaluation.report import evaluation_key
+from training.evaluation.report import environment_label, evaluation_key
 from training.run_log import METRICS_FILE
 
 OPSET = 17
@@ -116,6 +116,15 @@ def _offline_policy(run_dir: Path, state: dict[str, Any]) -> ExportablePolicy:
         action_scale={"max_linear_speed": MAX_LINEAR_SPEED, "max_angular_speed": MAX_ANGULAR_SPEED},
         training={"method": state["method"], "env": "offline", "dataset": state.get("dataset"),
                   "steps": int(state["step"]), "updates": int(state["step"]), "config": state["config"]})
+
+
+def training_env_label(training: dict[str, Any]) -> str:
+    """What the environment a run evaluated in is called in a bundle's evaluation keys (an offline
+    run's evaluations are the embedded simulator's)."""
+    if training["env"] == "offline":
+        return "embedded"
+    env_config = (training.get("config") or {}).get("env", {})
+    return environment_label(training["env"], env_config.get("igibson_scenes") or ())
 
 
 def latest_evaluation(run_dir: Path, env: str) -> dict[str, dict[str, Any]]:
@@ -198,7 +207,7 @@ def export_bundle(run_dir: Path, out_dir: Path, name: str | None = None) -> Bund
         max_linear_speed=policy.action_scale["max_linear_speed"],
         max_angular_speed=policy.action_scale["max_angular_speed"],
         name=name or out_dir.name, training=policy.training,
-        evaluation=latest_evaluation(run_dir, "embedded" if policy.training["env"] == "offline" else policy.training["env"]),
+        evaluation=latest_evaluation(run_dir, training_env_label(policy.training)),
     )
     write_bundle_json(out_dir, spec)
     return spec

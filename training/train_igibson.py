@@ -1,14 +1,18 @@
 """Train a point-goal policy online, in any simulator behind the environment contract: the
-embedded MuJoCo simulator by default, iGibson with `--env igibson` where it is installed.
+embedded MuJoCo simulator by default, iGibson with `--env igibson` where it is installed (this
+project's scenes, or iGibson's own Turtlebot and scenes with `--igibson-data DIR --igibson-scenes
+Rs_int ...`: `training/environments/igibson_data.py`).
 
     python training/train_igibson.py --env embedded --config config/train/recore_depth.yaml \\
         [--config more.yaml ...] [--set run.total_steps=200000 ...] [--run-dir runs/recore_depth]
-        [--resume [--reset-actor]] [--threads N]
+        [--resume [--reset-actor]] [--threads N] [--igibson-data DIR --igibson-scenes ID ...]
 
 Every row of the paper's table is a recipe in `config/train/`; `--config` given twice merges
 recipes left to right and `--set key=value` overrides any field. The loop itself is
 `training.trainer.Trainer` (what the run directory holds is described there). `--resume`
-continues the checkpoint in `--run-dir`; SIGINT/SIGTERM save a checkpoint before exiting.
+continues the checkpoint in `--run-dir`; SIGINT/SIGTERM save a checkpoint before exiting. The
+iGibson data options are the run's config (`env.igibson_data`, `env.igibson_scenes`), so a
+resumed run keeps them.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ if __package__ in (None, ""):   # run as `python training/train_igibson.py`: imp
 
 from recore_nav.sim.factory import ENV_KINDS, check_env_available
 from training.checkpoint import has_checkpoint, stop_on_signals
-from training.config import ConfigError, load_config
+from training.config import ConfigError, load_config, validate
+from training.environments import igibson_data
 from training.kernels.cpu_tuning import configure_cpu
 from training.run_log import CONFIG_FILE
 from training.trainer import Trainer
@@ -45,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "on the run's world model, critic and replay")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: the CPUs left over by the env processes)")
+    igibson_data.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -74,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             cfg = load_config(args.config, args.overrides)
         cfg.env.name = args.env
-        check_env_available(args.env)
+        data = igibson_data.env_kwargs_from_args(args)
+        if data:
+            cfg.env.igibson_data, cfg.env.igibson_scenes = data["igibson_data"], data["igibson_scenes"]
+        check_env_available(args.env, **validate(cfg).env.env_kwargs())
     except (ConfigError, RuntimeError, ValueError) as err:   # a bad recipe, the iGibson install hint
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -134,7 +134,8 @@ class Trainer:
         cfg, run = self.cfg, self.cfg.run
         env_seed = int(self.rng.integers(0, EVAL_SEED_BASE // 2))   # never an evaluation seed
         envs = make_vector_env(self.env_kind, num_envs=cfg.env.num_envs, split=cfg.env.train_split,
-                               seed=env_seed, image_size=cfg.env.image_size, max_steps=cfg.env.max_episode_steps)
+                               seed=env_seed, image_size=cfg.env.image_size, max_steps=cfg.env.max_episode_steps,
+                               **cfg.env.env_kwargs())
         # The speed limits an action of 1 means in this environment: the export writes them into
         # the bundle, so the robot drives with the scale the policy learned.
         self.action_scale = {name: float(envs.get_attr(name)[0]) for name in ("max_linear_speed", "max_angular_speed")}
@@ -221,7 +222,7 @@ class Trainer:
         for split in cfg.env.eval_splits:
             spec = EvaluationSpec(env=self.env_kind, split=split, episodes=cfg.run.eval_episodes,
                                   max_steps=cfg.env.max_episode_steps, image_size=cfg.env.image_size,
-                                  workers=cfg.env.num_envs, videos=0)
+                                  workers=cfg.env.num_envs, videos=0, env_kwargs=cfg.env.env_kwargs())
             result = evaluate(lambda num_envs: AgentPolicy(self.agent, num_envs, explore=False), spec)
             values = summary_values(summarize(result.episodes))
             self._last_eval[split] = values

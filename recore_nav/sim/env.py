@@ -122,7 +122,8 @@ class PointNavEnv(gym.Env):
         options = options or {}
         rng = self.np_random
         # A seeded reset always draws a new scene, so it does not depend on earlier episodes.
-        if seed is not None or self.layout is None or self._episodes_on_layout >= self.task.episodes_per_layout:
+        if (seed is not None or self.traversability is None
+                or self._episodes_on_layout >= self.task.episodes_per_layout):
             self._new_scene(rng)
         self._episodes_on_layout += 1
 
@@ -243,6 +244,8 @@ class PointNavEnv(gym.Env):
         return float(math.ceil(math.sqrt(2.0) * c.num_rooms[1] * c.room_size[1]))
 
     def _new_scene(self, rng: np.random.Generator) -> None:
+        """The next scene: `self.layout` and `self.traversability` drawn, the simulator's scene
+        built (a simulator that brings scenes of its own overrides this: `self.layout` is None)."""
         self.layout, self.traversability, appearance = draw_scene(self.layout_config, self.split, rng,
                                                                   self._fixed_layout)
         self._load_scene(appearance)

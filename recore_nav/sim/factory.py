@@ -6,7 +6,8 @@ vector of spawned processes. The trainer, evaluation and the simulator bridge al
 
 Kinds (`ENV_KINDS`): `embedded`, this package's MuJoCo simulator; `igibson`, the iGibson adapter
 of a source checkout's `training/environments/igibson.py`, which needs iGibson installed (its
-`check_available()` says how, before any worker process starts).
+`check_available()` says how, before any worker process starts) and runs this project's scenes,
+or iGibson's own with `igibson_data=<iGibson's data directory>, igibson_scenes=("Rs_int", ...)`.
 """
 
 from __future__ import annotations
@@ -41,11 +42,12 @@ def env_class(kind: str) -> type[gym.Env]:
     return getattr(module, class_name)
 
 
-def check_env_available(kind: str) -> None:
-    """Raise the environment's own install hint where it cannot run here (iGibson not installed)."""
+def check_env_available(kind: str, **kwargs: Any) -> None:
+    """Raise the environment's own one-line error where it cannot run here with these constructor
+    arguments (iGibson not installed, its data directory incomplete)."""
     check = getattr(env_class(kind), "check_available", None)
     if check is not None:
-        check()
+        check(**kwargs)
 
 
 def make_env(kind: str = "embedded", *, split: str = "train", image_size: int = 64, seed: int | None = None,
@@ -69,7 +71,7 @@ def make_vector_env(kind: str = "embedded", *, num_envs: int, split: str = "trai
     (evaluation, which gives every episode its own seed)."""
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-    check_env_available(kind)   # fail here with the install hint, not inside a worker
+    check_env_available(kind, **kwargs)   # fail here with the install hint, not inside a worker
     fns = [functools.partial(_worker_env, kind, split=split, image_size=image_size,
                              seed=None if seed is None else seed + i, max_steps=max_steps, **kwargs)
            for i in range(num_envs)]

@@ -293,7 +293,12 @@ class TraversabilityMap:
     (clearance above `config.inflation_radius`) that lie in the largest connected free region.
     Geodesic distances are shortest 16-connected paths through reachable cells (a step may not
     cut a blocked corner), computed once per goal by `geodesic_field`.
+
+    `from_free_space` makes the same map from a scene given as a grid of free floor instead of a
+    layout (a scanned scene's traversability image); its `layout` is None.
     """
+
+    layout: Layout | None
 
     def __init__(self, layout: Layout, config: LayoutConfig) -> None:
         self.layout = layout
@@ -317,20 +322,45 @@ class TraversabilityMap:
                 occupied[np.ix_(np.abs(ys - solid.cy) <= solid.hy + half, np.abs(xs - solid.cx) <= solid.hx + half)] = True
             else:
                 occupied |= (np.hypot(xs[None, :] - solid.cx, ys[:, None] - solid.cy) <= solid.radius + half)
+        self._index_free_space(occupied, config.inflation_radius)
+
+    @classmethod
+    def from_free_space(cls, free: np.ndarray, origin: tuple[float, float], resolution: float,
+                        inflation_radius: float) -> TraversabilityMap:
+        """The map of a scene given as free floor: `free[i, j]` (row i = y, column j = x) is True
+        where the cell is floor with nothing on it; cell (i, j) spans [origin + (j, i) * resolution,
+        origin + (j + 1, i + 1) * resolution). Everything else is occupied and inflated by
+        `inflation_radius` as a layout's solids are."""
+        free = np.asarray(free, dtype=bool)
+        if free.ndim != 2:
+            raise ValueError(f"free must be a 2-D grid, got shape {free.shape}")
+        grid = cls.__new__(cls)
+        grid.layout = None
+        grid.resolution = float(resolution)
+        grid.origin = (float(origin[0]), float(origin[1]))
+        grid.shape = free.shape
+        grid._index_free_space(~free, inflation_radius)
+        return grid
+
+    def _index_free_space(self, occupied: np.ndarray, inflation_radius: float) -> None:
+        """`occupied`, the reachable cells where the robot's centre keeps `inflation_radius` from
+        it, and the graph and look-ups geodesics need."""
+        res = self.resolution
+        half = res / 2.0
         self.occupied = occupied
 
         # Clearance of a cell centre ~ distance to the nearest occupied cell centre minus half a cell.
         clearance = ndimage.distance_transform_edt(~occupied) * res - half
-        traversable = clearance > config.inflation_radius
+        traversable = clearance > inflation_radius
         labels, n = ndimage.label(traversable, structure=np.ones((3, 3), dtype=bool))
         if n == 0:
-            raise ValueError("layout has no cell where the robot fits")
+            raise ValueError("the scene has no cell where the robot fits")
         sizes = np.bincount(labels.ravel())
         sizes[0] = 0
         self.reachable = labels == int(np.argmax(sizes))
         self.traversable = traversable
 
-        # Graph of reachable cells for Dijkstra (built once per layout).
+        # Graph of reachable cells for Dijkstra (built once per map).
         index = np.full(self.shape, -1, dtype=np.int64)
         cells = np.flatnonzero(self.reachable)
         index.ravel()[cells] = np.arange(len(cells))
@@ -372,7 +402,8 @@ class TraversabilityMap:
         return bool(self.reachable[self.cell_of(x, y)])
 
     def every_room_reachable(self) -> bool:
-        """True if each room has reachable cells and almost all free space is one region."""
+        """True if each room has reachable cells and almost all free space is one region (a map
+        made from a layout)."""
         xs = self.origin[0] + (np.arange(self.shape[1]) + 0.5) * self.resolution
         ys = self.origin[1] + (np.arange(self.shape[0]) + 0.5) * self.resolution
         for room in self.layout.rooms:

@@ -8,13 +8,23 @@ differential drive on two wheels under iGibson's `DifferentialDriveController`),
 (iGibson's), and rendering (its mesh renderer). Its `PointNavRandomTask` lands the robot at each
 episode's start.
 
-The scenes are this project's: `igibson_assets.write_scene` turns each drawn layout into an
-iGibson "gibson" scene (mesh, floors, traversability map) with the split's textures, cached on
-disk by content; `write_assets` makes the robot (the embedded robot's size and camera) and the
-primitives iGibson draws with. Observations: rgb and the renderer's points, from which depth
-(along the optical axis) and our seg classes (from the scene's geometry: iGibson labels a whole
-static scene as one object) are computed; sim2real's image and action shift as in the embedded
-simulator.
+Two sources of scenes and robot, switched by `igibson_data`:
+
+- this project's (the default): `igibson_assets.write_scene` turns each drawn layout into an
+  iGibson "gibson" scene (mesh, floors, traversability map) with the split's textures, cached on
+  disk by content; `write_assets` makes the robot (the embedded robot's size and camera) and the
+  primitives iGibson draws with. seg comes from the scene's geometry (iGibson labels a whole
+  static scene as one object).
+- iGibson's own (`igibson_data=<iGibson's data directory>, igibson_scenes=("Rs_int", ...)`;
+  `--igibson-data`, `--igibson-scenes`): its Turtlebot and its interactive or Gibson scenes,
+  unchanged. The task draws one of the scenes where it would draw a layout, and the start and
+  goal on that scene's own traversability map, in iGibson's frame; `igibson_data.py` says how,
+  and how seg is labelled there. The split changes only the sim2real shift: the scenes look as
+  they are. Tested on a stand-in data tree built from this project's layouts (iGibson's real
+  data cannot be downloaded where this was built), not on the real Turtlebot or `Rs_int`.
+
+Observations: rgb and the renderer's points, from which depth (along the optical axis) is
+computed; sim2real's image and action shift as in the embedded simulator.
 
 iGibson needs numpy < 2 and gym, so it runs in its own venv (`python3 scripts/install_igibson.py`)
 as a worker process (`igibson_worker.py`) speaking to this class over two pipes; several
@@ -30,6 +40,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +50,9 @@ import numpy as np
 from recore_nav import task
 from recore_nav.sim.appearance import Appearance
 from recore_nav.sim.env import PointNavEnv
+from recore_nav.sim.layout import Layout, TraversabilityMap
 from training.environments import igibson_assets
+from training.environments.igibson_data import INTERACTIVE, find_igibson_data, scene_config, traversability_map
 from training.environments.igibson_worker import receive, send
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -95,40 +109,97 @@ def _write_once(target: Path, write) -> Path:
     return target
 
 
+@dataclass(frozen=True)
+class LoadedScene:
+    """A scene as the worker loads it (`igibson_worker.py`: iGibson's config keys of the scene,
+    how seg is labelled, whether floor contacts count) and its frame: iGibson's (x, y) = the
+    task's (x, y) + `offset`."""
+
+    worker_scene: dict[str, Any]
+    offset: tuple[float, float] = (0.0, 0.0)
+
+    def to_igibson(self, xy: np.ndarray) -> np.ndarray:
+        return np.asarray(xy, dtype=np.float64) + np.asarray(self.offset)
+
+    def to_task(self, xy: np.ndarray) -> np.ndarray:
+        return np.asarray(xy, dtype=np.float64) - np.asarray(self.offset)
+
+
 class IGibsonPointNavEnv(PointNavEnv):
-    """The point-goal task of `PointNavEnv` simulated and rendered by iGibson (module docstring)."""
+    """The point-goal task of `PointNavEnv` simulated and rendered by iGibson (module docstring).
 
-    check_available = staticmethod(require_igibson)   # the factory asks before starting workers
+    `igibson_data`: iGibson's own data directory, whose Turtlebot and scenes `igibson_scenes`
+    (ids under its `ig_dataset/scenes/` or `g_dataset/`) replace this project's; None: this
+    project's layouts and robot."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, igibson_data: str | Path | None = None, igibson_scenes: Sequence[str] = (),
+                 **kwargs: Any) -> None:
         self._worker: subprocess.Popen | None = None
+        if igibson_data is None and igibson_scenes:
+            raise ValueError("igibson_scenes goes with igibson_data (iGibson's data directory)")
+        self._data = None if igibson_data is None else find_igibson_data(igibson_data, igibson_scenes)
+        if self._data is not None and kwargs.get("fixed_layout") is not None:
+            raise ValueError("fixed_layout is a layout of this project's; iGibson's data brings its own scenes")
         super().__init__(*args, **kwargs)
+
+    @staticmethod
+    def check_available(igibson_data: str | Path | None = None, igibson_scenes: Sequence[str] = (),
+                        **_: Any) -> None:
+        """Raise a one-line error where these environments cannot run: iGibson's data tree
+        incomplete (checked first: it needs nothing installed), iGibson not installed. The
+        factory asks before starting workers."""
+        if igibson_data is not None:
+            find_igibson_data(igibson_data, igibson_scenes)
+        require_igibson()
 
     # -- the simulator hooks of PointNavEnv ------------------------------------------------------
     def _init_simulator(self) -> None:
         self._python = igibson_python()
-        root = _cache_root()
-        self._assets_path = _write_once(root / "assets", lambda tmp: igibson_assets.write_assets(tmp, self.robot))
-        self._dataset_path = root / "scenes"
-        self._scene: tuple[str, Path, igibson_assets.SceneInfo] | None = None
+        if self._data is None:
+            root = _cache_root()
+            self._assets_path = _write_once(root / "assets", lambda tmp: igibson_assets.write_assets(tmp, self.robot))
+            self._dataset_path = root / "scenes"
+            self._worker_environment = {"GIBSON_ASSETS_PATH": str(self._assets_path),
+                                        "GIBSON_DATASET_PATH": str(self._dataset_path)}
+        else:
+            self._worker_environment = self._data.environment()
+        self._data_maps: dict[str, TraversabilityMap] = {}      # by scene id, each built once
+        self._scene: LoadedScene | None = None
         self._state: dict[str, Any] | None = None
         self._fovy_deg = self.robot.camera_fovy_deg
+
+    def _new_scene(self, rng: np.random.Generator) -> None:
+        if self._data is None:
+            super()._new_scene(rng)
+            return
+        scene = self._data.scenes[int(rng.integers(len(self._data.scenes)))]
+        if scene.scene_id not in self._data_maps:
+            config = self.layout_config
+            self._data_maps[scene.scene_id] = traversability_map(scene, config.grid_resolution,
+                                                                 config.inflation_radius)
+        self.layout, self.traversability = None, self._data_maps[scene.scene_id]
+        self._scene = LoadedScene({"config": scene_config(scene, self.robot.camera_fovy_deg),
+                                   "seg": "semantic" if scene.kind == INTERACTIVE else "height",
+                                   "ignore_floor_bodies": True})
+        self._episodes_on_layout = 0
 
     def _load_scene(self, appearance: Appearance) -> None:
         digest = hashlib.sha256(repr((self.layout, appearance)).encode()).hexdigest()[:16]
         scene_id = f"recore_{digest}"
         scene_dir = _write_once(self._dataset_path / scene_id, lambda tmp: igibson_assets.write_scene(
             self.layout, tmp, scene_id, self.split, appearance=appearance, traversability=self.traversability))
-        self._scene = (scene_id, scene_dir, igibson_assets.read_scene_info(scene_dir))
+        info = igibson_assets.read_scene_info(scene_dir)
+        self._scene = LoadedScene({"config": igibson_assets.config_overrides(scene_id, self.robot), "seg": "layout",
+                                   "scene_dir": str(scene_dir), "ignore_floor_bodies": False}, info.offset)
 
     def _start_episode(self, start: tuple[float, float, float], fovy_deg: float | None) -> None:
-        scene_id, scene_dir, info = self._scene
+        scene = self._scene
         if self._worker is None:
-            self._start_worker(scene_id, scene_dir)
+            self._start_worker(scene)
         self._fovy_deg = fovy_deg if fovy_deg is not None else self.robot.camera_fovy_deg
-        x, y = info.to_igibson(np.array(start[:2]))
-        gx, gy = info.to_igibson(self.goal_position)
-        self._state = self._request("reset", {"scene_id": scene_id, "scene_dir": str(scene_dir),
+        x, y = scene.to_igibson(np.array(start[:2]))
+        gx, gy = scene.to_igibson(self.goal_position)
+        self._state = self._request("reset", {"scene": scene.worker_scene,
                                               "start": (float(x), float(y), float(start[2])),
                                               "goal": (float(gx), float(gy)), "fovy_deg": self._fovy_deg})
 
@@ -142,8 +213,8 @@ class IGibsonPointNavEnv(PointNavEnv):
 
     def robot_pose(self) -> tuple[float, float, float]:
         x, y, yaw = self._state["pose"]
-        lx, ly = self._scene[2].to_layout(np.array([x, y]))
-        return float(lx), float(ly), float(yaw)
+        tx, ty = self._scene.to_task(np.array([x, y]))
+        return float(tx), float(ty), float(yaw)
 
     def robot_velocity(self) -> tuple[float, float]:
         return tuple(self._state["velocity"])
@@ -153,20 +224,20 @@ class IGibsonPointNavEnv(PointNavEnv):
 
     def igibson_shortest_path_lengths(self, pairs: list[tuple[tuple[float, float], tuple[float, float]]]
                                       ) -> list[float]:
-        """iGibson's geodesic distance between each pair of points (layout frame) in the current
-        scene, by its own traversability graph: checks that the scene it loaded is ours."""
-        info = self._scene[2]
-        shifted = [(tuple(info.to_igibson(np.array(a))), tuple(info.to_igibson(np.array(b)))) for a, b in pairs]
+        """iGibson's geodesic distance between each pair of points (the task's frame) in the
+        current scene, by its own traversability graph: checks that the scene it loaded is ours."""
+        scene = self._scene
+        shifted = [(tuple(scene.to_igibson(np.array(a))), tuple(scene.to_igibson(np.array(b)))) for a, b in pairs]
         return self._request("shortest_path", {"pairs": shifted})["lengths"]
 
     def igibson_traversable_points(self) -> np.ndarray:
-        """(n, 2) the points (layout frame) of the cells iGibson's loaded traversability map calls
-        free: a cell (row i, column j) is its corner ((j, i) - size / 2) * resolution there."""
+        """(n, 2) the points (the task's frame) of the cells iGibson's loaded traversability map
+        calls free: a cell (row i, column j) is its corner ((j, i) - size / 2) * resolution there."""
         reply = self._request("traversability", {})
         rows, cols = np.nonzero(reply["map"] == 255)
         size = reply["map"].shape[0]
         corners = (np.stack([cols, rows], axis=1) - size / 2.0) * reply["resolution"]
-        return self._scene[2].to_layout(corners)
+        return self._scene.to_task(corners)
 
     def close(self) -> None:
         if self._worker is not None:
@@ -178,9 +249,16 @@ class IGibsonPointNavEnv(PointNavEnv):
             self._worker = None
             self._log.close()
 
+    # -- internals -------------------------------------------------------------------------------
+    def _max_goal_distance(self, fixed_layout: Layout | None) -> float:
+        if self._data is None:
+            return super()._max_goal_distance(fixed_layout)
+        return float(math.ceil(max(scene.map_extent() for scene in self._data.scenes)))
+
     # -- the worker ------------------------------------------------------------------------------
-    def _config(self, scene_id: str, scene_dir: Path) -> dict[str, Any]:
-        config = {
+    def _config(self) -> dict[str, Any]:
+        """The task's iGibson config; each scene's keys go over it in the worker."""
+        return {
             "task": "point_nav_random", "target_dist_min": self.task.min_goal_distance,
             "target_dist_max": self.task.max_goal_distance, "goal_format": "polar", "task_obs_dim": 4,
             "reward_type": "geodesic", "success_reward": self.task.success_reward, "potential_reward_weight": 1.0,
@@ -189,16 +267,14 @@ class IGibsonPointNavEnv(PointNavEnv):
             "initial_pos_z_offset": 0.1, "output": ["task_obs", "rgb", "pc"], "fisheye": False,
             "image_width": self.image_size, "image_height": self.image_size,
             "depth_low": 0.0, "depth_high": task.DEPTH_MAX, "depth_noise_rate": 0.0,
-            "action_timestep": self.control_dt, "physics_timestep": PHYSICS_TIMESTEP, "scene_dir": str(scene_dir),
+            "action_timestep": self.control_dt, "physics_timestep": PHYSICS_TIMESTEP,
         }
-        config.update(igibson_assets.config_overrides(scene_id, self.robot))
-        return config
 
-    def _start_worker(self, scene_id: str, scene_dir: Path) -> None:
+    def _start_worker(self, scene: LoadedScene) -> None:
         requests_read, requests_write = os.pipe()
         replies_read, replies_write = os.pipe()
-        env = dict(os.environ, GIBSON_ASSETS_PATH=str(self._assets_path), GIBSON_DATASET_PATH=str(self._dataset_path),
-                   GIBSON_DEVICE_ID="0", IG_LOG_LEVEL="WARNING", PYTHONPATH=str(REPO_ROOT))
+        env = dict(os.environ, **self._worker_environment, GIBSON_DEVICE_ID="0", IG_LOG_LEVEL="WARNING",
+                   PYTHONPATH=str(REPO_ROOT))
         self._log = tempfile.NamedTemporaryFile("w+", prefix="igibson_worker_", suffix=".log", delete=False)
         self._worker = subprocess.Popen(
             [str(self._python), "-m", "training.environments.igibson_worker", str(requests_read), str(replies_write)],
@@ -207,7 +283,7 @@ class IGibsonPointNavEnv(PointNavEnv):
         os.close(replies_write)
         self._requests = os.fdopen(requests_write, "wb")
         self._replies = os.fdopen(replies_read, "rb")
-        self._request("init", {"config": self._config(scene_id, scene_dir)})
+        self._request("init", {"config": self._config(), "scene": scene.worker_scene})
 
     def _request(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -221,18 +221,24 @@ def robot_urdf(robot: RobotSpec) -> str:
 """
 
 
+def turtlebot_config() -> dict[str, Any]:
+    """iGibson's `robot` config: its Turtlebot class (whatever URDF the assets hold at ROBOT_URDF)
+    under `DifferentialDriveController`, an action of 1 meaning the task's speed limits."""
+    v, w = task.MAX_LINEAR_SPEED, task.MAX_ANGULAR_SPEED
+    return {"name": "Turtlebot", "action_type": "continuous", "action_normalize": True,
+            "controller_config": {"base": {"name": "DifferentialDriveController",
+                                           "command_output_limits": [[-v, -w], [v, w]]}}}
+
+
 def config_overrides(scene_id: str, robot: RobotSpec | None = None) -> dict[str, Any]:
     """The iGibson config keys these assets need (merge them over the task's config)."""
     if robot is None:
         from recore_nav.sim.scene import RobotSpec
         robot = RobotSpec()
-    v, w = task.MAX_LINEAR_SPEED, task.MAX_ANGULAR_SPEED
     return {
         "scene": "gibson", "scene_id": scene_id, "build_graph": True,
         "trav_map_resolution": TRAV_MAP_RESOLUTION, "trav_map_erosion": TRAV_MAP_EROSION,
-        "robot": {"name": "Turtlebot", "action_type": "continuous", "action_normalize": True,
-                  "controller_config": {"base": {"name": "DifferentialDriveController",
-                                                 "command_output_limits": [[-v, -w], [v, w]]}}},
+        "robot": turtlebot_config(),
         "collision_ignore_link_a_ids": list(FLOOR_CONTACT_LINKS),
         "vertical_fov": robot.camera_fovy_deg,
         "hide_robot": True,    # read only where iGibson makes the MeshRendererSettings itself

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class EvaluationSpec:
     workers: int = 2                 # environment processes
     videos: int = 2                  # videos of successes and of failures, each
     dynamics: BaseDynamics | None = None   # a real base's latency and acceleration limits (None: the simulator's)
+    env_kwargs: dict[str, Any] = field(default_factory=dict)   # the environment's own (igibson_data, igibson_scenes)
 
     @property
     def seeds(self) -> list[int]:
@@ -159,7 +160,7 @@ def evaluate(make_policy: Callable[[int], BatchPolicy], spec: EvaluationSpec, la
     a progress bar labelled `label` where one is given."""
     workers = max(1, min(spec.workers, spec.episodes))
     envs = make_vector_env(spec.env, num_envs=workers, split=spec.split, image_size=spec.image_size,
-                           max_steps=spec.max_steps, autoreset=False, dynamics=spec.dynamics)
+                           max_steps=spec.max_steps, autoreset=False, dynamics=spec.dynamics, **spec.env_kwargs)
     progress = _progress_bar(spec, label) if label else None
     episodes: list[EpisodeRecord] = []
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,13 @@ VIDEO_FPS = 10   # the control rate: videos play in real time
 def evaluation_key(env: str, split: str) -> str:
     """The key of an evaluation in a bundle's `evaluation` field: `<env>/<split>`."""
     return f"{env}/{split}"
+
+
+def environment_label(kind: str, igibson_scenes: Sequence[str] = ()) -> str:
+    """What an environment is called in evaluation keys and output paths: its kind, or for
+    iGibson's own scenes `igibson-<scene>+<scene>`, so those results never mix with the ones in
+    this project's scenes."""
+    return f"{kind}-{'+'.join(igibson_scenes)}" if igibson_scenes else kind
 
 
 def interval_cell(metric: dict[str, Any], percent: bool = False) -> str:
