@@ -395,14 +395,14 @@ def test_surface_classes_label_rendered_points(tmp_path):
     assert world[0] == pytest.approx(np.array([[1.0, 2.0, 0.0], [1.5, 2.0, 0.5], [1.0, 1.0, 0.5]]))
 
 
-def test_module_imports_without_torch_gymnasium_or_mujoco():
-    """It must import in iGibson's own environment (numpy < 2, no torch, gymnasium or mujoco)."""
+@pytest.mark.parametrize("module", ["igibson_assets", "igibson_data"])
+def test_module_imports_without_torch_gymnasium_or_mujoco(module: str):
+    """The worker imports it in iGibson's own environment (numpy < 2, no torch, gymnasium or mujoco)."""
     code = ("import sys\n"
-            "for name in ('torch', 'gymnasium', 'mujoco', 'cv2'):\n"
+            "for name in ('torch', 'gymnasium', 'mujoco', 'cv2', 'scipy'):\n"
             "    sys.modules[name] = None\n"
-            "import training.environments.igibson_assets as m\n"
-            "assert 'recore_nav.sim' not in sys.modules, sorted(sys.modules)\n"
-            "print(m.ASSETS_VERSION)\n")
+            f"import training.environments.{module}\n"
+            "assert 'recore_nav.sim' not in sys.modules, sorted(sys.modules)\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
                             check=False)
     assert result.returncode == 0, result.stderr
