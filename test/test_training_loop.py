@@ -144,6 +144,11 @@ def test_training_run_learns_survives_sigint_and_resumes(tmp_path):
     assert all(r["step"] <= step + 20 for r in _metrics(run_dir))
     # The resume's override is the run's config now, so a later plain --resume keeps it.
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["run"]["total_steps"] == step + 20
+    # A resume keeps the run's simulator; asking for another is refused, before anything loads.
+    refused = subprocess.run(TRAIN + ["--run-dir", str(run_dir), "--resume", "--env", "igibson"], cwd=REPO_ROOT,
+                             env=_env(), capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "trains in embedded; --env igibson" in refused.stderr, refused.stderr
+    assert int(load_checkpoint(run_dir)["step"]) == step + 20
 
     # A new actor on the same world model and replay: another architecture, the rest continues.
     output = subprocess.run(TRAIN + ["--run-dir", str(run_dir), "--resume", "--reset-actor",

@@ -37,7 +37,8 @@ from training.trainer import Trainer
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", choices=ENV_KINDS, default="embedded")
+    parser.add_argument("--env", choices=ENV_KINDS, default=None,
+                        help="the simulator (default: embedded; on --resume: the run's own)")
     parser.add_argument("--config", type=Path, action="append",
                         help="config/train/<name>.yaml; repeat to merge recipes left to right, e.g. the "
                              "shipped sizes then a table row (on --resume: the run's own config)")
@@ -79,11 +80,16 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr)
                 return 2
             cfg = load_config(args.config, args.overrides)
-        cfg.env.name = args.env
+        if args.resume and args.env not in (None, cfg.env.name):
+            print(f"error: {args.run_dir} trains in {cfg.env.name}; --env {args.env} would change its simulator "
+                  "mid-run (start a new run instead)", file=sys.stderr)
+            return 2
+        if not args.resume:
+            cfg.env.name = args.env or "embedded"
         data = igibson_data.env_kwargs_from_args(args)
         if data:
             cfg.env.igibson_data, cfg.env.igibson_scenes = data["igibson_data"], data["igibson_scenes"]
-        check_env_available(args.env, **validate(cfg).env.env_kwargs())
+        check_env_available(cfg.env.name, **validate(cfg).env.env_kwargs())
     except (ConfigError, RuntimeError, ValueError) as err:   # a bad recipe, the iGibson install hint
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -93,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is None:
         args.threads = len(os.sched_getaffinity(0)) - cfg.env.num_envs
     print(configure_cpu(args.threads))
-    trainer = Trainer(cfg, args.run_dir, args.env, resume=args.resume, reset_actor=args.reset_actor)
+    trainer = Trainer(cfg, args.run_dir, cfg.env.name, resume=args.resume, reset_actor=args.reset_actor)
 
     stop_on_signals(trainer)
     trainer.run()
