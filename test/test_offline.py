@@ -187,6 +187,43 @@ def test_image_run_exports_a_bundle_the_runtime_runs(tmp_path: Path) -> None:
         export_bundle(tmp_path / "state", tmp_path / "no_bundle")
 
 
+def test_stacked_frames_train_export_and_run_as_the_trainer_saw_them(tmp_path: Path) -> None:
+    from training.evaluation.offline import GoalReachingPolicy
+    from training.export_onnx import exportable_policy
+    from training.offline import OfflineBatches, OfflineConfig
+
+    arrays = trajectories([30] * 4, np.random.default_rng(4), image_size=64)
+    # The stacked state of step t: images t-2, t-1, t of its own trajectory, the first repeated at its start.
+    cfg = OfflineConfig()
+    cfg.data.state, cfg.data.goal, cfg.data.frames = "rgb", "relative_position", 3
+    batches = OfflineBatches(OfflineDataset.from_arrays(arrays), cfg, torch.device("cpu"))
+    assert batches.state_shape == (64, 64, 9)
+    rgb = arrays["rgb"]
+    for step, frames in {30: (30, 30, 30), 31: (30, 30, 31), 35: (33, 34, 35), 29: (27, 28, 29)}.items():
+        np.testing.assert_array_equal(batches.state_at(np.array([step]))[0], np.concatenate(rgb[list(frames)], -1))
+
+    dataset = tmp_path / "images.npz"
+    save_dataset(dataset, arrays)
+    result = _train(tmp_path, "crl_embedded", dataset, "stack", "run.steps=10", "run.log_every=5",
+                    "run.eval_env=none", "agent.batch_size=16", "data.frames=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    spec = export_bundle(tmp_path / "stack", tmp_path / "bundle")
+    assert spec.state_size == 64 * 64 * 3
+    runtime = PolicyRuntime(tmp_path / "bundle", providers="cpu")
+    agent = exportable_policy(tmp_path / "stack").step.agent
+    policy = GoalReachingPolicy(agent, frames=2)
+    rng = np.random.default_rng(0)
+    goal = np.array([2.0, 0.6, 0.8], np.float32)
+    for episode in range(2):             # the runtime's reset and the policy's give the same start
+        runtime.reset()
+        policy.reset(0)
+        for _ in range(3):
+            image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+            expected = policy.act({"rgb": image[None], "goal": goal[None]}, [{}])[0]
+            np.testing.assert_allclose(runtime.step(image, goal), expected, atol=1e-4)
+    np.testing.assert_array_equal(runtime.state, image.reshape(-1).astype(np.float32))
+
+
 def test_actor_loss_looks_at_the_actors_action_not_the_datasets() -> None:
     """With the world model in the critic, Q(s, pi(s), g) embeds pi(s): the dataset's actions reach
     the actor's loss only through its BC term."""

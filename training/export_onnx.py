@@ -55,18 +55,33 @@ class ExportablePolicy:
 
 
 class GoalReachingStep(nn.Module):
-    """An offline (CRL / WM-CRL) policy as the bundle's recurrent step: memoryless, so the state
-    (size 1) passes through; `prev_action` is taken and unused, as the bundle contract has it."""
+    """An offline (CRL / WM-CRL) policy as the bundle's recurrent step. A one-image policy is
+    memoryless: its state (size 1) passes through. A policy of `frames` stacked images keeps the
+    last `frames - 1` images in its state (uint8 values as floats, oldest first); the zero state
+    of a reset stands for the current image repeated, as training stacked a trajectory's start.
+    `prev_action` is taken and unused, as the bundle contract has it."""
 
-    def __init__(self, agent: WMCRLAgent):
+    def __init__(self, agent: WMCRLAgent, frames: int = 1):
         super().__init__()
-        self.agent = agent
+        self.agent, self.frames = agent, frames
+
+    def state_size(self, image_size: int) -> int:
+        return 1 if self.frames == 1 else (self.frames - 1) * image_size * image_size * 3
 
     def forward(self, rgb: torch.Tensor, goal: torch.Tensor, prev_action: torch.Tensor, state: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        action = self.agent.act(rgb, goal)
-        # Keep prev_action an input of the graph (an unused input is dropped by the exporter).
-        return action, state + 0.0 * prev_action[:, :1]
+        if self.frames == 1:
+            action = self.agent.act(rgb, goal)
+            # Keep prev_action an input of the graph (an unused input is dropped by the exporter).
+            return action, state + 0.0 * prev_action[:, :1]
+        n, h, w, c = rgb.shape
+        current = rgb.float()
+        history = state.view(n, h, w, c * (self.frames - 1))
+        fresh = (state.abs().amax(dim=1) == 0).view(n, 1, 1, 1)
+        history = torch.where(fresh, current.repeat(1, 1, 1, self.frames - 1), history)
+        stacked = torch.cat([history, current], dim=-1)
+        action = self.agent.act(stacked.to(torch.uint8), goal) + 0.0 * prev_action
+        return action, stacked[..., c:].reshape(n, -1)
 
 
 def load_agent(run_dir: Path) -> tuple[Agent, dict[str, Any]]:
@@ -109,10 +124,11 @@ def _offline_policy(run_dir: Path, state: dict[str, Any]) -> ExportablePolicy:
     agent = WMCRLAgent(cfg.agent, cfg.world_model, shape, int(state["goal_dim"]), ACTION_DIM, goals_are_states=False)
     agent.load_state_dict(state["agent"])
     agent.eval()
+    step = GoalReachingStep(agent, cfg.data.frames).eval()
     # Datasets store actions normalised by the task's speed limits (the generators and the
     # rosbag importer both use recore_nav.task's), so those are the bundle's scale.
     return ExportablePolicy(
-        step=GoalReachingStep(agent).eval(), image_size=shape[0], state_size=1,
+        step=step, image_size=shape[0], state_size=step.state_size(shape[0]),
         action_scale={"max_linear_speed": MAX_LINEAR_SPEED, "max_angular_speed": MAX_ANGULAR_SPEED},
         training={"method": state["method"], "env": "offline", "dataset": state.get("dataset"),
                   "steps": int(state["step"]), "updates": int(state["step"]), "config": state["config"]})

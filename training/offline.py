@@ -46,6 +46,10 @@ GOAL_KINDS = ("state", "relative_position")
 class DataConfig:
     state: str = "observations"     # what the networks see of a state: observations (vectors) or rgb
     goal: str = "state"             # state (OGBench) or relative_position (navigation; needs robot_pose)
+    # Images only: a state is the last `frames` images, stacked on the channels (the first one
+    # repeated at a trajectory's start), so a policy sees whether it moved: a robot pressing on a
+    # wall sees the same picture twice, which one image cannot show.
+    frames: int = 1
     sampling: GoalSamplingConfig = field(default_factory=GoalSamplingConfig)
 
 
@@ -80,6 +84,8 @@ def validate_offline(cfg: OfflineConfig) -> OfflineConfig:
         raise ConfigError(f"data.goal must be one of {GOAL_KINDS}, not {cfg.data.goal!r}")
     if cfg.agent.precision not in ("fp32", "bf16"):
         raise ConfigError(f"agent.precision must be fp32 or bf16, not {cfg.agent.precision!r}")
+    if cfg.data.frames < 1 or (cfg.data.frames > 1 and cfg.data.state != "rgb"):
+        raise ConfigError(f"data.frames must be 1, or more with data.state=rgb, not {cfg.data.frames}")
     if cfg.data.state == "rgb" and cfg.data.goal == "state":
         raise ConfigError("image states need data.goal=relative_position (goals are not images here)")
     try:
@@ -110,7 +116,18 @@ class OfflineBatches:
 
     @property
     def state_shape(self) -> tuple[int, ...]:
-        return tuple(self.states.shape[1:])
+        shape = tuple(self.states.shape[1:])
+        return shape if self.cfg.data.frames == 1 else (*shape[:-1], shape[-1] * self.cfg.data.frames)
+
+    def state_at(self, indices: np.ndarray) -> np.ndarray:
+        """The states at step `indices` (any shape): with `data.frames` > 1 the images of the
+        last `frames` steps of the trajectory, oldest first, stacked on the channels."""
+        frames = self.cfg.data.frames
+        if frames == 1:
+            return self.states[indices]
+        starts = self.dataset.starts[np.searchsorted(self.dataset.ends, indices)]
+        return np.concatenate([self.states[np.maximum(indices - back, starts)]
+                               for back in range(frames - 1, -1, -1)], axis=-1)
 
     @property
     def goal_dim(self) -> int:
@@ -126,7 +143,7 @@ class OfflineBatches:
 
     def crl_inputs(self, agent: WMCRLAgent, batch_size: int, rng: np.random.Generator) -> CRLInputs:
         batch = self.sampler.sample(batch_size, rng)
-        return agent.crl_inputs(self._tensor(self.states[batch.states]),
+        return agent.crl_inputs(self._tensor(self.state_at(batch.states)),
                                 self._tensor(self.dataset.actions[batch.states]),
                                 self._tensor(self.goals(batch.states, batch.value_goals)),
                                 self._tensor(self.goals(batch.states, batch.actor_goals)))
@@ -134,7 +151,7 @@ class OfflineBatches:
     def sequences(self, batch_size: int, horizon: int, rng: np.random.Generator
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         steps, valid = self.sampler.sequences(batch_size, horizon, rng)
-        return (self._tensor(self.states[steps]), self._tensor(self.dataset.actions[steps[:, :-1]]),
+        return (self._tensor(self.state_at(steps)), self._tensor(self.dataset.actions[steps[:, :-1]]),
                 self._tensor(valid))
 
 

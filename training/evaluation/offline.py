@@ -19,18 +19,28 @@ if TYPE_CHECKING:
 
 
 class GoalReachingPolicy:
-    """An offline agent's deterministic policy on the embedded simulator: image and robot-frame goal."""
+    """An offline agent's deterministic policy on the embedded simulator: image(s) and robot-frame
+    goal. With `frames` > 1 it keeps each environment's last images, as training stacked them (the
+    first image repeated at an episode's start)."""
 
-    def __init__(self, agent: WMCRLAgent):
-        self.agent = agent
+    def __init__(self, agent: WMCRLAgent, frames: int = 1):
+        self.agent, self.frames = agent, frames
+        self._history: dict[int, list[np.ndarray]] = {}
 
     def reset(self, index: int) -> None:
-        pass   # memoryless
+        self._history.pop(index, None)
 
     def act(self, obs: dict[str, np.ndarray], infos: list[dict[str, Any]]) -> np.ndarray:
-        rgb = torch.from_numpy(np.ascontiguousarray(obs["rgb"]))
+        rgb = np.ascontiguousarray(obs["rgb"])
+        if self.frames > 1:
+            stacked = []
+            for index, image in enumerate(rgb):
+                history = self._history.get(index) or [image] * (self.frames - 1)
+                stacked.append(np.concatenate([*history, image], axis=-1))
+                self._history[index] = [*history[1:], image]
+            rgb = np.stack(stacked)
         goal = torch.from_numpy(np.asarray(obs["goal"], np.float32))
-        return self.agent.act(rgb, goal).cpu().numpy()
+        return self.agent.act(torch.from_numpy(rgb), goal).cpu().numpy()
 
 
 def evaluate_offline_policy(agent: WMCRLAgent, cfg: OfflineConfig, episodes: int,
@@ -42,7 +52,7 @@ def evaluate_offline_policy(agent: WMCRLAgent, cfg: OfflineConfig, episodes: int
         out = {}
         for split in cfg.run.eval_splits:
             spec = EvaluationSpec(split=split, episodes=episodes, image_size=image_size, workers=2, videos=0)
-            out[split] = evaluate(lambda num_envs: GoalReachingPolicy(agent), spec).episodes
+            out[split] = evaluate(lambda num_envs: GoalReachingPolicy(agent, cfg.data.frames), spec).episodes
         return out
 
     def policy(observations: np.ndarray, goals: np.ndarray) -> np.ndarray:

@@ -82,13 +82,13 @@ def frozen(*modules: nn.Module) -> Iterator[None]:
 
 class StateEncoder(nn.Module):
     """What a network sees of a state: the vector itself, or the ReCoRe encoder's features of an
-    image (uint8 [N, H, W, 3])."""
+    image (uint8 [N, H, W, C]: 3 channels, or several frames stacked)."""
 
     def __init__(self, state_shape: tuple[int, ...], cnn_depth: int):
         super().__init__()
         self.is_image = len(state_shape) == 3
         if self.is_image:
-            self.cnn = ConvEncoder(cnn_depth, state_shape[0])
+            self.cnn = ConvEncoder(cnn_depth, state_shape[0], in_channels=state_shape[2])
             self.out_dim = self.cnn.out_dim
         else:
             self.out_dim = int(math.prod(state_shape))
