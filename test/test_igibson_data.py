@@ -228,6 +228,29 @@ def test_the_programs_take_the_switch_and_refuse_incomplete_data(tmp_path: Path,
                                                   "igibson_scenes": ("Rs_int", "Beechwood_0_int")}
 
 
+def test_a_resume_keeps_the_runs_scenes(tmp_path: Path, capsys) -> None:
+    """Refused before anything loads: the run's config names its simulator and scenes."""
+    from training import train_igibson
+    from training.checkpoint import checkpoint_path
+    from training.config import config_to_dict, load_config
+    from training.run_log import CONFIG_FILE, write_config
+
+    run = tmp_path / "run"
+    cfg = load_config(REPO_ROOT / "config/train/smoke.yaml", ["env.name=igibson", f"env.igibson_data={tmp_path}",
+                                                             "env.igibson_scenes=[Rs_int]"])
+    run.mkdir()
+    write_config(run, config_to_dict(cfg))
+    checkpoint_path(run).write_bytes(b"")      # a run exists; nothing reads it before the refusal
+    assert train_igibson.main(["--run-dir", str(run), "--resume", "--igibson-data", str(tmp_path),
+                               "--igibson-scenes", "Beechwood_0_int"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {run} trains on Rs_int of {tmp_path}; --igibson-data/--igibson-scenes would change them "
+        "mid-run (start a new run instead)")
+    assert train_igibson.main(["--run-dir", str(run), "--resume", "--env", "embedded"]) == 2
+    assert "trains in igibson; --env embedded" in capsys.readouterr().err
+    assert (run / CONFIG_FILE).is_file()
+
+
 def test_the_run_config_carries_the_data_to_training_and_evaluation() -> None:
     from training.config import ConfigError, load_config
     from training.evaluation.report import environment_label

@@ -180,7 +180,8 @@ def export_policy(step: nn.Module, image_size: int, state_size: int, onnx_path: 
 
 
 def check_export(step: nn.Module, image_size: int, state_size: int, onnx_path: Path, atol: float = 1e-4) -> float:
-    """Largest |action difference| between torch and onnxruntime on a few random steps."""
+    """Largest |action or next-state difference| between torch and onnxruntime over a few random
+    episodes of three steps, each step taking the last one's state (a reset's zero state first)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -189,11 +190,15 @@ def check_export(step: nn.Module, image_size: int, state_size: int, onnx_path: P
         raise RuntimeError(f"exported graph has inputs {names}, the bundle contract says {list(INPUT_NAMES)}")
     worst = 0.0
     for seed in range(3):
-        inputs = example_inputs(image_size, state_size, seed)
-        with torch.no_grad():
-            expected = step.eval()(*inputs)[0].numpy()
-        got = session.run(["action"], dict(zip(INPUT_NAMES, (x.numpy() for x in inputs))))[0]
-        worst = max(worst, float(np.abs(got - expected).max()))
+        state = None
+        for t in range(3):
+            *inputs, zero_state = example_inputs(image_size, state_size, seed * 3 + t)
+            inputs.append(zero_state if state is None else state)
+            with torch.no_grad():
+                action, state = (x for x in step.eval()(*inputs))
+            got = session.run(list(OUTPUT_NAMES), dict(zip(INPUT_NAMES, (x.numpy() for x in inputs))))
+            worst = max(worst, float(np.abs(got[0] - action.numpy()).max()),
+                        float(np.abs(got[1] - state.numpy()).max()))
     if worst > atol:
         raise RuntimeError(f"exported graph differs from torch by {worst:.2e} (> {atol})")
     return worst

@@ -86,7 +86,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if not args.resume:
             cfg.env.name = args.env or "embedded"
+        args.env = cfg.env.name
         data = igibson_data.env_kwargs_from_args(args)
+        trained_on = (cfg.env.igibson_data, tuple(cfg.env.igibson_scenes))
+        if args.resume and data and (data["igibson_data"], data["igibson_scenes"]) != trained_on:
+            scenes = (f"{' '.join(cfg.env.igibson_scenes)} of {cfg.env.igibson_data}" if cfg.env.igibson_data
+                      else "this project's scenes")
+            print(f"error: {args.run_dir} trains on {scenes}; --igibson-data/--igibson-scenes would change "
+                  "them mid-run (start a new run instead)", file=sys.stderr)
+            return 2
         if data:
             cfg.env.igibson_data, cfg.env.igibson_scenes = data["igibson_data"], data["igibson_scenes"]
         check_env_available(cfg.env.name, **validate(cfg).env.env_kwargs())

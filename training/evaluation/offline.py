@@ -37,7 +37,7 @@ class GoalReachingPolicy:
             for index, image in enumerate(rgb):
                 history = self._history.get(index) or [image] * (self.frames - 1)
                 stacked.append(np.concatenate([*history, image], axis=-1))
-                self._history[index] = [*history[1:], image]
+                self._history[index] = [*history[1:], image.copy()]   # obs arrays may be reused
             rgb = np.stack(stacked)
         goal = torch.from_numpy(np.asarray(obs["goal"], np.float32))
         return self.agent.act(torch.from_numpy(rgb), goal).cpu().numpy()
