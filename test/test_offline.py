@@ -222,6 +222,12 @@ def test_stacked_frames_train_export_and_run_as_the_trainer_saw_them(tmp_path: P
             expected = policy.act({"rgb": image[None], "goal": goal[None]}, [{}])[0]
             np.testing.assert_allclose(runtime.step(image, goal), expected, atol=1e-4)
     np.testing.assert_array_equal(runtime.state, image.reshape(-1).astype(np.float32))
+    # The run's networks see two frames: a resume asking for one is refused in one line.
+    refused = subprocess.run([sys.executable, "training/train_offline.py", "--dataset", str(dataset), "--run-dir",
+                              str(tmp_path / "stack"), "--resume", "--set", "data.frames=1", "--threads", "1"],
+                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "does not fit these networks" in refused.stderr, refused.stderr[-2000:]
+    assert refused.stderr.strip().count("\n") == 0
 
 
 def test_actor_loss_looks_at_the_actors_action_not_the_datasets() -> None:

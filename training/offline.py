@@ -190,7 +190,11 @@ class OfflineTrainer:
 
     def _restore(self) -> None:
         state = load_checkpoint(self.run_dir)
-        self.agent.load_state_dict(state["agent"])
+        try:
+            self.agent.load_state_dict(state["agent"])
+        except RuntimeError:   # e.g. --set data.frames or network sizes other than the run's
+            raise ConfigError(f"{self.run_dir}'s checkpoint does not fit these networks: a --set on --resume "
+                              "changed the state's shape or the network sizes") from None
         self.agent.load_optimizer_state_dict(state["optimizers"])
         torch.set_rng_state(state["torch_rng"])
         self.rng.bit_generator.state = state["numpy_rng"]
