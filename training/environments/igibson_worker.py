@@ -96,6 +96,12 @@ class Worker:
         from igibson.envs.igibson_env import iGibsonEnv
         from igibson.render.mesh_renderer.mesh_renderer_settings import MeshRendererSettings
 
+        from training.environments.igibson_assets import points_from_camera
+        from training.environments.igibson_data import classes_from_height, classes_from_semantics
+
+        # Resolved once: `_classes` runs every step.
+        self._points_from_camera = points_from_camera
+        self._classes_from_height, self._classes_from_semantics = classes_from_height, classes_from_semantics
         self.config = dict(config)
         self.depth_max = float(config["depth_high"])
         # Headless Mesa (llvmpipe) refuses GLSL 4.60 and has nothing to gain from PBR or shadows;
@@ -192,15 +198,12 @@ class Worker:
 
     def _classes(self, state: dict[str, np.ndarray], pc: np.ndarray, surface: np.ndarray) -> np.ndarray:
         """Our seg classes of the rendered pixels, by the scene's rule (module docstring)."""
-        from training.environments.igibson_assets import points_from_camera
-        from training.environments.igibson_data import classes_from_height, classes_from_semantics
-
         if self.seg == "semantic":
-            return classes_from_semantics(np.asarray(state["seg"])[..., 0], self.class_ids)
+            return self._classes_from_semantics(np.asarray(state["seg"])[..., 0], self.class_ids)
         eyes = self.env.robots[0].eyes
-        points = points_from_camera(pc, eyes.get_position(), eyes.get_orientation())
+        points = self._points_from_camera(pc, eyes.get_position(), eyes.get_orientation())
         if self.seg == "height":
-            return classes_from_height(points[..., 2] - self.floor_height, surface)
+            return self._classes_from_height(points[..., 2] - self.floor_height, surface)
         return self.layout_info.surface_classes(points)
 
 
