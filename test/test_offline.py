@@ -117,6 +117,26 @@ def test_goal_integration_needs_goals_that_are_states() -> None:
         WMCRLAgent(CRLConfig(hidden=(8,), latent_dim=4), WorldModelConfig(integration="goal"), (2,), 3, 2, False)
 
 
+def test_goal_distance_cap_shows_far_goals_at_the_cap_in_their_direction() -> None:
+    torch.manual_seed(0)
+    agent = WMCRLAgent(CRLConfig(hidden=(16,), latent_dim=8, goal_distance_cap=2.0),
+                       WorldModelConfig(integration="none"), (2,), 3, 2, goals_are_states=False)
+    states = torch.randn(2, 2)
+    far, at_cap, near = (torch.tensor([[d, 0.6, 0.8], [d, -1.0, 0.0]]) for d in (8.0, 2.0, 1.0))
+    torch.testing.assert_close(agent.act(states, far), agent.act(states, at_cap))
+    assert not torch.allclose(agent.act(states, near), agent.act(states, at_cap))   # nearer goals as they are
+    inputs = agent.crl_inputs(states, torch.rand(2, 2), far, far)
+    torch.testing.assert_close(agent.crl.q_values(inputs, inputs.actions, far, None),
+                               agent.crl.q_values(inputs, inputs.actions, at_cap, None))
+    # Goals that are states have no distance to cap.
+    from training.config import ConfigError
+    from training.offline import OfflineConfig, validate_offline
+    cfg = OfflineConfig()
+    cfg.agent.goal_distance_cap = 2.0
+    with pytest.raises(ConfigError, match="goal_distance_cap needs data.goal=relative_position"):
+        validate_offline(cfg)
+
+
 def test_relative_goals_are_in_the_current_robot_frame() -> None:
     poses = np.array([[0.0, 0.0, np.pi / 2], [0.0, 2.0, 0.0], [1.0, 0.0, 0.0]], np.float32)
     goal = relative_goals(poses, np.array([0, 0]), np.array([1, 2]))
@@ -205,7 +225,7 @@ def test_stacked_frames_train_export_and_run_as_the_trainer_saw_them(tmp_path: P
     dataset = tmp_path / "images.npz"
     save_dataset(dataset, arrays)
     result = _train(tmp_path, "crl_embedded", dataset, "stack", "run.steps=10", "run.log_every=5",
-                    "run.eval_env=none", "agent.batch_size=16", "data.frames=2")
+                    "run.eval_env=none", "agent.batch_size=16", "data.frames=2", "agent.goal_distance_cap=2.0")
     assert result.returncode == 0, result.stderr[-3000:]
     spec = export_bundle(tmp_path / "stack", tmp_path / "bundle")
     assert spec.state_size == 64 * 64 * 3
@@ -213,7 +233,7 @@ def test_stacked_frames_train_export_and_run_as_the_trainer_saw_them(tmp_path: P
     agent = exportable_policy(tmp_path / "stack").step.agent
     policy = GoalReachingPolicy(agent, frames=2)
     rng = np.random.default_rng(0)
-    goal = np.array([2.0, 0.6, 0.8], np.float32)
+    goal = np.array([6.0, 0.6, 0.8], np.float32)    # beyond the cap: the bundle caps it as training did
     for episode in range(2):             # the runtime's reset and the policy's give the same start
         runtime.reset()
         policy.reset(0)

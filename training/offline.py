@@ -84,6 +84,9 @@ def validate_offline(cfg: OfflineConfig) -> OfflineConfig:
         raise ConfigError(f"data.goal must be one of {GOAL_KINDS}, not {cfg.data.goal!r}")
     if cfg.agent.precision not in ("fp32", "bf16"):
         raise ConfigError(f"agent.precision must be fp32 or bf16, not {cfg.agent.precision!r}")
+    if cfg.agent.goal_distance_cap < 0 or (cfg.agent.goal_distance_cap > 0 and cfg.data.goal != "relative_position"):
+        raise ConfigError("agent.goal_distance_cap needs data.goal=relative_position (goals as distance and "
+                          f"bearing) and must be >= 0, not {cfg.agent.goal_distance_cap}")
     if cfg.data.frames < 1 or (cfg.data.frames > 1 and cfg.data.state != "rgb"):
         raise ConfigError(f"data.frames must be 1, or more with data.state=rgb, not {cfg.data.frames}")
     if cfg.data.state == "rgb" and cfg.data.goal == "state":

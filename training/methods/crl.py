@@ -38,6 +38,11 @@ class CRLConfig:
     layer_norm: bool = True                     # in the critic and value MLPs
     ensemble: int = 2
     cnn_depth: int = 32                         # image states: the ReCoRe model's encoder family
+    # Robot-frame goals (distance, cos, sin) only: a goal farther than this is shown at this
+    # distance in its own direction. Goals are future states of the logged trajectories, so the
+    # networks never see a distance beyond the logs' reach (about 2-3 m for short fragments),
+    # while a robot is sent 10 m away; 0 shows every distance as it is.
+    goal_distance_cap: float = 0.0
     # losses
     contrastive: str = "binary"                 # binary NCE, or infonce
     actor_loss: str = "ddpgbc"                  # ddpgbc, or awr
@@ -175,9 +180,11 @@ class CRLAgent(nn.Module):
                 ([embedding] if embedding is not None else [])
         return torch.cat(parts, -1)
 
-    @staticmethod
-    def _goal_input(goals: torch.Tensor, embedding: torch.Tensor | None) -> torch.Tensor:
-        return goals.float() if embedding is None else torch.cat([goals.float(), embedding], -1)
+    def _goal_input(self, goals: torch.Tensor, embedding: torch.Tensor | None) -> torch.Tensor:
+        goals = goals.float()
+        if self.cfg.goal_distance_cap > 0:
+            goals = torch.cat([goals[:, :1].clamp(max=self.cfg.goal_distance_cap), goals[:, 1:]], -1)
+        return goals if embedding is None else torch.cat([goals, embedding], -1)
 
     def action_mean(self, states: torch.Tensor, goals: torch.Tensor, actor_embed: torch.Tensor | None = None,
                     goal_embed: torch.Tensor | None = None) -> torch.Tensor:
