@@ -77,6 +77,24 @@ def summarize(episodes: Iterable[EpisodeRecord]) -> dict[str, Any]:
     return out
 
 
+def paired_success_differences(a: Iterable[EpisodeRecord], b: Iterable[EpisodeRecord]) -> list[float]:
+    """success(a) - success(b) (each 0 or 1) for every episode seed both ran, in seed order: two
+    policies on the same layouts, starts and goals, so their difference has a paired interval."""
+    successes_b = {e.seed: e.success for e in b if e.seed is not None}
+    pairs = sorted((e.seed, float(e.success) - float(successes_b[e.seed])) for e in a if e.seed in successes_b)
+    return [difference for _, difference in pairs]
+
+
+def paired_success_difference(a: Iterable[EpisodeRecord], b: Iterable[EpisodeRecord]) -> dict[str, Any] | None:
+    """Mean success of `a` minus `b` paired by episode, its 95% bootstrap interval over the pairs
+    and the number of pairs; None when no episode pairs."""
+    differences = paired_success_differences(a, b)
+    if not differences:
+        return None
+    return {"value": float(np.mean(differences)), "ci95": list(bootstrap_interval(differences)),
+            "episodes": len(differences)}
+
+
 def summary_values(summary: Mapping[str, Any]) -> dict[str, float]:
     """A summary's means alone, for scalar logs: {"episodes": n, "success_rate": mean, ...}."""
     return {"episodes": summary["episodes"], **{key: summary[key]["value"] for key in METRICS}}

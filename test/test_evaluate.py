@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from onnx_policies import write_goal_seeking_bundle
 
-from recore_nav.episodes import EpisodeRecord, bootstrap_interval, summarize, wilson_interval
+from recore_nav.episodes import (EpisodeRecord, bootstrap_interval, paired_success_difference,
+                                 paired_success_differences, summarize, wilson_interval)
 from training import evaluate
 from training.evaluation.baselines import GoalSeekingBaseline, ShortestPathExpert
 from training.evaluation.episodes import EvaluationSpec
@@ -37,6 +38,19 @@ def test_bootstrap_interval_brackets_the_mean_and_narrows_with_data():
     summary = summarize(episodes)
     assert summary["episodes"] == 6
     assert summary["success_rate"]["value"] == 0.5 and summary["collisions"]["value"] == 2.5
+
+
+def test_paired_success_difference_pairs_by_episode_seed_whatever_the_order():
+    def records(successes: dict[int, bool]) -> list[EpisodeRecord]:
+        return [EpisodeRecord(seed=k, success=v, spl=0.0, collisions=0, length=1, episode_return=0.0)
+                for k, v in successes.items()]
+    a = records({3: True, 1: True, 2: False, 7: True})     # seed 7 has no partner
+    b = records({1: False, 2: False, 3: True, 9: False})
+    assert paired_success_differences(a, b) == [1.0, 0.0, 0.0]     # seeds 1, 2, 3
+    difference = paired_success_difference(a, b)
+    assert difference["episodes"] == 3 and difference["value"] == pytest.approx(1 / 3)
+    assert difference["ci95"][0] <= 1 / 3 <= difference["ci95"][1]
+    assert paired_success_difference(a, records({11: True})) is None
 
 
 def test_baseline_turns_toward_the_goal_and_escapes_after_a_bump():
@@ -75,8 +89,16 @@ def test_evaluate_writes_summary_for_bundle_and_baseline_on_the_same_episodes(tm
     assert seeds["goal_seeking_test"] == seeds[GoalSeekingBaseline.name] == [summary["seed_base"] + i for i in range(3)]
     for episodes in summary["per_episode"].values():
         assert all(1 <= e["length"] <= 80 for e in episodes)
+    # The bundle minus each reference, paired on those same episodes, in the JSON and the table.
+    for reference in (GoalSeekingBaseline.name, ShortestPathExpert.name):
+        success = {name: [e["success"] for e in summary["per_episode"][name]]
+                   for name in ("goal_seeking_test", reference)}
+        difference = summary["success_difference"][reference]
+        assert difference["episodes"] == 3
+        assert difference["value"] == pytest.approx(np.mean(np.subtract(*success.values(), dtype=float)))
     table = (out / "summary.md").read_text()
     assert "| goal_seeking_test |" in table and f"| {GoalSeekingBaseline.name} |" in table
+    assert f"- goal_seeking_test - {GoalSeekingBaseline.name}: " in table
     assert (out / "success_vs_steps.png").stat().st_size > 1000
     assert summary["videos"] and all(Path(v).stat().st_size > 1000 for v in summary["videos"])
 

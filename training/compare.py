@@ -30,14 +30,14 @@ REPO = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):   # run as `python training/compare.py`: import `training.` from the repo
     sys.path.insert(0, str(REPO))
 
-from recore_nav.episodes import EpisodeRecord, bootstrap_interval, summarize  # noqa: E402
+from recore_nav.episodes import EpisodeRecord, bootstrap_interval, paired_success_differences, summarize  # noqa: E402
 from recore_nav.task import SPLITS  # noqa: E402
 from training.checkpoint import has_checkpoint  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.kernels.cpu_tuning import configure_cpu  # noqa: E402
 from training.evaluate import REFERENCE_POLICIES, evaluate_policy, write_results  # noqa: E402
 from training.evaluation.episodes import EvaluationSpec  # noqa: E402
-from training.evaluation.report import interval_cell  # noqa: E402
+from training.evaluation.report import difference_cell, interval_cell  # noqa: E402
 from training.export_onnx import export_bundle  # noqa: E402
 from training.run_log import CONFIG_FILE  # noqa: E402
 from training.trainer import Trainer  # noqa: E402
@@ -99,9 +99,7 @@ def paired_success_difference(a: dict[int, dict[str, Any]], split_a: str, b: dic
 
     differences, per_seed = [], []
     for seed in sorted(set(a) & set(b)):
-        successes_a = {e.seed: e.success for e in a[seed]["episodes"][split_a]}
-        successes_b = {e.seed: e.success for e in b[seed]["episodes"][split_b]}
-        pairs = [float(successes_a[k]) - float(successes_b[k]) for k in sorted(successes_a) if k in successes_b]
+        pairs = paired_success_differences(a[seed]["episodes"][split_a], b[seed]["episodes"][split_b])
         if pairs:
             differences += pairs
             per_seed.append(sum(pairs) / len(pairs))
@@ -162,7 +160,7 @@ def table_markdown(table: dict[str, dict[str, Any]], differences: dict[str, dict
         lines.extend(["", f"#### {heading}", "", "| row | " + " | ".join(columns) + " |",
                       "|---|" + "---|" * len(columns)])
         for row, by_column in rows.items():
-            cells = [f"{_points(d['value'])} [{_points(d['ci95'][0])}, {_points(d['ci95'][1])}]"
+            cells = [difference_cell(d)
                      + (" (" + ", ".join(_points(v) for v in d["per_seed"]) + ")" if len(d["per_seed"]) > 1 else "")
                      for d in by_column.values()]
             lines.append(f"| {row} | " + " | ".join(cells) + " |")

@@ -34,7 +34,7 @@ if __package__ in (None, ""):   # run as `python training/compare_offline.py`: i
 from recore_nav.episodes import EpisodeRecord  # noqa: E402
 from training.checkpoint import has_checkpoint  # noqa: E402
 from training.compare import paired_success_difference, row_results  # noqa: E402
-from training.evaluation.report import interval_cell  # noqa: E402
+from training.evaluation.report import difference_cell, interval_cell  # noqa: E402
 from training.offline import EVAL_EPISODES_FILE  # noqa: E402
 from training.run_log import CONFIG_FILE  # noqa: E402
 
@@ -120,7 +120,7 @@ def table_markdown(table: dict[str, dict[str, Any]], differences: dict[str, Any]
             cells.append(interval_cell(metrics["success_rate"], True) + " ("
                          + ", ".join(f"{100 * v:.0f}" for v in metrics["per_seed_success"]) + ")")
         d = differences.get(setting)
-        diff = (f"{100 * d['value']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]" if d else "-")
+        diff = difference_cell(d) if d else "-"
         lines.append(f"| {setting} | " + " | ".join(cells) + f" | {diff} | {OGBENCH_CRL.get(setting, '-')} |")
     lines += ["", "Success over every seed's evaluation episodes pooled, with a 95% Wilson interval and each "
               "seed's success in parentheses; the difference is paired by seed and episode, with a 95% "

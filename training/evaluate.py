@@ -38,7 +38,7 @@ from typing import Any
 if __package__ in (None, ""):   # run as `python training/evaluate.py`: import `training.` from the repo
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recore_nav.episodes import summarize
+from recore_nav.episodes import paired_success_difference, summarize
 from recore_nav.node_parameters import PARAMETERS, check_parameters, read_parameters_file
 from recore_nav.sim.dynamics import BaseDynamics
 from recore_nav.sim.factory import ENV_KINDS, check_env_available
@@ -91,16 +91,20 @@ def write_results(out: Path, bundle_dir: Path, spec: EvaluationSpec, results: di
         if plot_success_vs_steps(run_dir / "metrics.jsonl", out / "success_vs_steps.png"):
             plotted = str(out / "success_vs_steps.png")
     rows = {label: summarize(result.episodes) for label, result in results.items()}
+    # The bundle against each reference policy on the same episodes: a paired difference, tighter
+    # than comparing the two rows' intervals.
+    differences = {label: paired_success_difference(results[name].episodes, result.episodes)
+                   for label, result in results.items() if label != name and name in results}
     summary: dict[str, Any] = {
         "bundle": str(bundle_dir), "name": name, **asdict(spec),
         "training": {k: v for k, v in bundle.training.items() if k != "config"},
-        "results": rows, "videos": video_files, "plot": plotted,
+        "results": rows, "success_difference": differences, "videos": video_files, "plot": plotted,
         "per_episode": {label: [asdict(e) for e in result.episodes] for label, result in results.items()},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     env_label = environment_label(spec.env, spec.env_kwargs.get("igibson_scenes", ()))
     title = f"{name} on {env_label} / {spec.split}, {spec.episodes} episodes (seeds {spec.seed_base}+)"
-    table = markdown_table(rows, title)
+    table = markdown_table(rows, title, {k: d for k, d in differences.items() if d is not None})
     (out / "summary.md").write_text(table)
     print(table)
     print(f"wrote {out}/summary.json, summary.md" + (", success_vs_steps.png" if plotted else "")

@@ -34,8 +34,16 @@ def interval_cell(metric: dict[str, Any], percent: bool = False) -> str:
     return f"{scale * metric['value']:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def markdown_table(rows: dict[str, dict[str, Any]], title: str) -> str:
-    """One row per policy of `recore_nav.episodes.summarize` results."""
+def difference_cell(difference: dict[str, Any]) -> str:
+    """"+value [+low, +high]" of a success difference, in percentage points."""
+    value, (low, high) = (100 * difference["value"], (100 * v for v in difference["ci95"]))
+    return f"{value:+.1f} [{low:+.1f}, {high:+.1f}]"
+
+
+def markdown_table(rows: dict[str, dict[str, Any]], title: str,
+                   differences: dict[str, dict[str, Any]] | None = None) -> str:
+    """One row per policy of `recore_nav.episodes.summarize` results; then, where given, the first
+    row's success minus each other row's, paired by episode (`{other: paired difference}`)."""
     lines = [f"### {title}", "",
              "| policy | success % | SPL | collisions / episode | episode length | return |",
              "|---|---|---|---|---|---|"]
@@ -44,6 +52,12 @@ def markdown_table(rows: dict[str, dict[str, Any]], title: str) -> str:
                                                              ("spl", "collisions", "episode_length", "return")]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "Values with 95% intervals (Wilson for success, bootstrap of the mean otherwise)."]
+    if differences:
+        lines += ["", "Success minus the other policies' on the same episodes, percentage points (95% "
+                  "bootstrap interval over the episode pairs):", ""]
+        first = next(iter(rows))
+        lines += [f"- {first} - {other}: {difference_cell(d)} ({d['episodes']} pairs)"
+                  for other, d in differences.items()]
     return "\n".join(lines) + "\n"
 
 
