@@ -295,3 +295,33 @@ def test_a_resumed_run_continues_as_if_never_stopped(tmp_path: Path) -> None:
     resumed = train(tmp_path / "split", 12, True)
     for (name, a), b in zip(straight.agent.state_dict().items(), resumed.agent.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_keep_best_chooses_on_validation_episodes_through_the_navigation_node(tmp_path: Path) -> None:
+    from training.evaluation.episodes import VALIDATION_SEED_BASE
+
+    dataset = tmp_path / "images.npz"
+    save_dataset(dataset, trajectories([40] * 4, np.random.default_rng(5), image_size=64))
+    node_run = ["run.eval_env=embedded", "run.eval_splits=[train]", "run.eval_episodes=2", "run.keep_best=true",
+                "run.eval_node_params=config/sim.yaml", "world_model.warmup=5", "agent.batch_size=16"]
+    # Choosing a checkpoint on evaluate.py's test episodes is refused before anything trains.
+    refused = _train(tmp_path, "wm_crl_embedded", dataset, "refused", *node_run)
+    assert refused.returncode == 2 and "run.eval_seed_base=2000000" in refused.stderr, refused.stderr[-2000:]
+    assert refused.stderr.strip().count("\n") == 0
+
+    result = _train(tmp_path, "wm_crl_embedded", dataset, "best", *node_run, "run.steps=20", "run.eval_every=10",
+                    "run.log_every=10", f"run.eval_seed_base={VALIDATION_SEED_BASE}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = tmp_path / "best"
+    evals = [r for r in _records(run_dir, "eval") if r["task"] == "all"]
+    assert [r["step"] for r in evals] == [10, 20]
+    best = json.loads((run_dir / "best" / "best.json").read_text())
+    scores = [r["success_rate"] for r in evals]
+    assert best["step"] == evals[scores.index(max(scores))]["step"] and best["seed_base"] == VALIDATION_SEED_BASE
+    # The episodes were the validation ones, driven by the bundle exported at the last evaluation.
+    episodes = json.loads((run_dir / "eval_episodes.json").read_text())["episodes"]["train"]
+    assert sorted(e["seed"] for e in episodes) == [VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + 1]
+    assert json.loads((run_dir / "eval_bundle" / "policy.json").read_text())["training"]["steps"] == 20
+    # best/ is a run directory export_onnx takes: its bundle is the chosen update's policy.
+    spec = export_bundle(run_dir / "best", tmp_path / "best_bundle")
+    assert spec.training["steps"] == best["step"]

@@ -11,7 +11,9 @@ deterministic policy runs OGBench's evaluation tasks or the embedded simulator's
 Run directory: `config.yaml`, `metrics.jsonl` (kind "train": losses and throughput; kind
 "eval": success per task or split), `eval_episodes.json` (every episode of the latest
 evaluation), `tb/` (TensorBoard), `checkpoint.pt` (atomic; `--resume` continues with the same
-update count, weights, optimiser and RNG states).
+update count, weights, optimiser and RNG states); with `run.eval_node_params`, `eval_bundle/` (the
+policy the latest evaluation drove through the navigation node); with `run.keep_best`, `best/`
+(`checkpoint.pt` of the best evaluation so far and `best.json`, its update and success).
 """
 
 from __future__ import annotations
@@ -33,11 +35,14 @@ from training.checkpoint import checkpoint_on_exit, load_checkpoint, save_checkp
 from training.config import ConfigError, config_to_dict
 from training.data.datasets import OfflineDataset
 from training.data.goal_sampling import GoalSampler, GoalSamplingConfig
+from training.evaluation.episodes import EVAL_SEED_BASE, VALIDATION_SEED_BASE
 from training.methods.crl import CRLConfig, CRLInputs
 from training.methods.wm_crl import WMCRLAgent, WorldModelConfig
 from training.run_log import MetricsLog, write_config
 
 EVAL_EPISODES_FILE = "eval_episodes.json"
+BEST_DIR = "best"              # the checkpoint of the best evaluation (run.keep_best) and best.json
+EVAL_BUNDLE_DIR = "eval_bundle"   # the policy bundle the node-driven evaluation runs
 STATE_KEYS = ("observations", "rgb")
 GOAL_KINDS = ("state", "relative_position")
 
@@ -61,6 +66,17 @@ class OfflineRunConfig:
     eval_episodes: int = 50         # a task (OGBench) or a split (embedded simulator)
     eval_env: str = "none"          # none, an OGBench env name (pointmaze-medium-navigate-v0), or embedded
     eval_splits: tuple[str, ...] = ("train", "ood")   # embedded only
+    # Embedded only: episode i of an evaluation uses reset seed eval_seed_base + i. The default is
+    # evaluate.py's, so a run's curve and its bundle's test meet the same episodes.
+    eval_seed_base: int = EVAL_SEED_BASE
+    # Embedded only: a node parameters file (config/sim.yaml). The evaluation then exports the
+    # policy and drives it through the navigation node's controller and collision monitor, as
+    # `evaluate.py --node-params` does, so it measures the policy as a robot runs it.
+    eval_node_params: str = ""
+    # Keep the checkpoint of the evaluation with the highest success in best/ (export it with
+    # `export_onnx.py RUN/best`). Choosing on the test episodes would flatter the choice, so this
+    # needs eval_seed_base off EVAL_SEED_BASE's episodes (VALIDATION_SEED_BASE).
+    keep_best: bool = False
     checkpoint_every: int = 10_000
     seed: int = 0
 
@@ -91,6 +107,14 @@ def validate_offline(cfg: OfflineConfig) -> OfflineConfig:
         raise ConfigError(f"data.frames must be 1, or more with data.state=rgb, not {cfg.data.frames}")
     if cfg.data.state == "rgb" and cfg.data.goal == "state":
         raise ConfigError("image states need data.goal=relative_position (goals are not images here)")
+    run = cfg.run
+    if (run.eval_node_params or run.keep_best) and run.eval_env != "embedded":
+        raise ConfigError("run.eval_node_params and run.keep_best need run.eval_env=embedded")
+    if run.eval_node_params and not Path(run.eval_node_params).is_file():
+        raise ConfigError(f"run.eval_node_params: no file {run.eval_node_params}")
+    if run.keep_best and run.eval_seed_base < EVAL_SEED_BASE + run.eval_episodes:
+        raise ConfigError(f"run.keep_best chooses a checkpoint on its evaluations: give them episodes of their own "
+                          f"(run.eval_seed_base={VALIDATION_SEED_BASE}), not evaluate.py's from {EVAL_SEED_BASE}")
     try:
         cfg.world_model.roles(goals_are_states=cfg.data.goal == "state")
     except ValueError as err:
@@ -172,6 +196,7 @@ class OfflineTrainer:
         self.agent = WMCRLAgent(cfg.agent, cfg.world_model, self.batches.state_shape, self.batches.goal_dim,
                                 ACTION_DIM, goals_are_states=cfg.data.goal == "state").to(self.device)
         self.step = 0
+        self.best_success = -1.0   # run.keep_best: the success of the checkpoint in best/
         self.dataset_source = dataset.source
         if resume:
             self._restore()
@@ -186,7 +211,7 @@ class OfflineTrainer:
                 "dataset": str(self.dataset_source), "state_shape": list(self.batches.state_shape),
                 "goal_dim": self.batches.goal_dim, "agent": self.agent.state_dict(),
                 "optimizers": self.agent.optimizer_state_dict(), "torch_rng": torch.get_rng_state(),
-                "numpy_rng": self.rng.bit_generator.state}
+                "numpy_rng": self.rng.bit_generator.state, "best_success": self.best_success}
 
     def save(self) -> None:
         save_checkpoint(self.run_dir, self.state())
@@ -202,6 +227,7 @@ class OfflineTrainer:
         torch.set_rng_state(state["torch_rng"])
         self.rng.bit_generator.state = state["numpy_rng"]
         self.step = int(state["step"])
+        self.best_success = float(state.get("best_success", -1.0))
 
     def write_metrics(self, record: dict[str, Any]) -> None:
         self.log.write(self.step, record)
@@ -253,8 +279,18 @@ class OfflineTrainer:
         """The deterministic policy on the evaluation tasks; success per task (or split) and overall."""
         from training.evaluation.offline import evaluate_offline_policy
 
-        results = evaluate_offline_policy(self.agent, self.cfg, self.cfg.run.eval_episodes,
-                                          image_size=self.batches.state_shape[0])
+        run = self.cfg.run
+        node = None
+        if run.eval_node_params:
+            from recore_nav.node_parameters import read_parameters_file
+            from training.evaluation.node_policy import NodePolicies
+            from training.export_onnx import export_bundle
+
+            self.save()   # the bundle is exported from the checkpoint, as a user exports it
+            export_bundle(self.run_dir, self.run_dir / EVAL_BUNDLE_DIR)
+            node = NodePolicies(self.run_dir / EVAL_BUNDLE_DIR, read_parameters_file(Path(run.eval_node_params)))
+        results = evaluate_offline_policy(self.agent, self.cfg, run.eval_episodes,
+                                          image_size=self.batches.state_shape[0], make_policy=node)
         self.agent.train()
         # Every episode of the latest evaluation, for tables that pair runs episode by episode.
         (self.run_dir / EVAL_EPISODES_FILE).write_text(json.dumps(
@@ -265,5 +301,18 @@ class OfflineTrainer:
             self.write_metrics({"kind": "eval", "task": name, **values})
         overall = values
         self.last_eval = {"eval/success": overall["success_rate"]}
+        if run.keep_best and overall["success_rate"] > self.best_success:
+            self.keep_as_best(overall["success_rate"], {name: summary_values(summarize(episodes))["success_rate"]
+                                                        for name, episodes in results.items()})
         self.log.flush()
         return self.last_eval
+
+    def keep_as_best(self, success: float, per_split: dict[str, float]) -> None:
+        """The current weights become best/checkpoint.pt (atomically, as every checkpoint)."""
+        self.best_success = success
+        best_dir = self.run_dir / BEST_DIR
+        save_checkpoint(best_dir, self.state())
+        (best_dir / "best.json").write_text(json.dumps(
+            {"step": self.step, "success_rate": success, "per_split": per_split,
+             "seed_base": self.cfg.run.eval_seed_base, "episodes": self.cfg.run.eval_episodes}, indent=2) + "\n")
+        self.save()   # so that a resumed run knows the best success it has to beat

@@ -26,6 +26,9 @@ from recore_nav.task import MAX_EPISODE_STEPS
 from training.environments.collector import BatchPolicy, PerEnvPolicies, env_infos
 
 EVAL_SEED_BASE = 1_000_000   # far from training seeds, so evaluation episodes are never trained on
+# Episodes for choosing among checkpoints (an offline run's `run.keep_best`), so that what is
+# chosen is then measured on EVAL_SEED_BASE's episodes, which played no part in the choice.
+VALIDATION_SEED_BASE = 2_000_000
 CAMERA_SCALE = 4             # the camera image is shown this much larger in videos
 
 

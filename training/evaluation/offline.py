@@ -4,6 +4,7 @@ evaluation tasks (`ogbench_tasks`), or the embedded simulator's fixed-seed episo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,16 +44,20 @@ class GoalReachingPolicy:
         return self.agent.act(torch.from_numpy(rgb), goal).cpu().numpy()
 
 
-def evaluate_offline_policy(agent: WMCRLAgent, cfg: OfflineConfig, episodes: int,
-                            image_size: int = 64) -> dict[str, list[EpisodeRecord]]:
+def evaluate_offline_policy(agent: WMCRLAgent, cfg: OfflineConfig, episodes: int, image_size: int = 64,
+                            make_policy: Callable[[int], Any] | None = None) -> dict[str, list[EpisodeRecord]]:
     """Episodes per task ("task1".."task5") or per split, as `cfg.run.eval_env` says; the
-    simulator renders at the policy's `image_size`."""
+    simulator renders at the policy's `image_size`, from reset seed `cfg.run.eval_seed_base`.
+    `make_policy` (embedded only) drives the episodes instead of the agent itself, e.g. the
+    agent's exported bundle behind the navigation node (`NodePolicies`)."""
     agent.eval()
     if cfg.run.eval_env == "embedded":
         out = {}
         for split in cfg.run.eval_splits:
-            spec = EvaluationSpec(split=split, episodes=episodes, image_size=image_size, workers=2, videos=0)
-            out[split] = evaluate(lambda num_envs: GoalReachingPolicy(agent, cfg.data.frames), spec).episodes
+            spec = EvaluationSpec(split=split, episodes=episodes, seed_base=cfg.run.eval_seed_base,
+                                  image_size=image_size, workers=2, videos=0)
+            out[split] = evaluate(make_policy or (lambda num_envs: GoalReachingPolicy(agent, cfg.data.frames)),
+                                  spec).episodes
         return out
 
     def policy(observations: np.ndarray, goals: np.ndarray) -> np.ndarray:
