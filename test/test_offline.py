@@ -321,7 +321,49 @@ def test_keep_best_chooses_on_validation_episodes_through_the_navigation_node(tm
     # The episodes were the validation ones, driven by the bundle exported at the last evaluation.
     episodes = json.loads((run_dir / "eval_episodes.json").read_text())["episodes"]["train"]
     assert sorted(e["seed"] for e in episodes) == [VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + 1]
+    status = json.loads((run_dir / "eval_episodes.json").read_text())["navigation_node_status_steps"]
+    assert sum(status.values()) == sum(e["length"] for e in episodes), status   # every step went through the node
     assert json.loads((run_dir / "eval_bundle" / "policy.json").read_text())["training"]["steps"] == 20
     # best/ is a run directory export_onnx takes: its bundle is the chosen update's policy.
     spec = export_bundle(run_dir / "best", tmp_path / "best_bundle")
     assert spec.training["steps"] == best["step"]
+
+
+def test_keep_best_keeps_the_strictly_best_evaluation_across_a_resume(tmp_path: Path, monkeypatch) -> None:
+    import training.evaluation.offline as offline_evaluation
+    from recore_nav.episodes import EpisodeRecord
+    from training.config import build_config, load_tree
+    from training.evaluation.episodes import VALIDATION_SEED_BASE
+    from training.offline import OfflineConfig, OfflineTrainer
+
+    scripted = iter([0.25, 0.75, 0.5, 0.75, 1.0])   # success of the evaluations at updates 2, 4, 6, 8, 10
+
+    def evaluate_offline_policy(agent, cfg, episodes, image_size=64, make_policy=None):
+        successes = round(next(scripted) * 4)
+        return {"train": [EpisodeRecord(success=i < successes, spl=0.0, collisions=0, length=1, episode_return=0.0,
+                                        seed=VALIDATION_SEED_BASE + i) for i in range(4)]}
+
+    monkeypatch.setattr(offline_evaluation, "evaluate_offline_policy", evaluate_offline_policy)
+    arrays = trajectories([40] * 4, np.random.default_rng(6), image_size=64)
+    dataset = OfflineDataset.from_arrays(arrays)
+    cfg = build_config(OfflineConfig, load_tree(REPO_ROOT / "config/train/wm_crl_embedded.yaml", TINY + [
+        "run.eval_every=2", "run.checkpoint_every=2", "run.keep_best=true",
+        f"run.eval_seed_base={VALIDATION_SEED_BASE}", "world_model.warmup=1", "agent.batch_size=16"]))
+
+    def best_step() -> int:
+        return json.loads((tmp_path / "run" / "best" / "best.json").read_text())["step"]
+
+    cfg.run.steps = 6
+    OfflineTrainer(cfg, dataset, tmp_path / "run").run()
+    assert best_step() == 4                      # 0.25, then 0.75; 0.5 is worse
+    cfg.run.steps = 8
+    resumed = OfflineTrainer(cfg, dataset, tmp_path / "run", resume=True)
+    assert resumed.best_success == 0.75          # the choice survives the stop
+    resumed.run()
+    assert best_step() == 4                      # 0.75 again: the earlier of equals stays
+    cfg.run.steps = 10
+    OfflineTrainer(cfg, dataset, tmp_path / "run", resume=True).run()
+    assert best_step() == 10
+    assert export_bundle(tmp_path / "run" / "best", tmp_path / "best_bundle").training["steps"] == 10
+    # The run's own evaluations were on validation episodes: its bundle does not carry them as results.
+    assert export_bundle(tmp_path / "run", tmp_path / "bundle").evaluation == {}

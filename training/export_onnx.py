@@ -36,6 +36,7 @@ from training.methods.recore import Agent
 from training.methods.wm_crl import WMCRLAgent
 from training.checkpoint import load_checkpoint
 from training.config import config_from_dict
+from training.evaluation.episodes import EVAL_SEED_BASE
 from training.evaluation.report import environment_label, evaluation_key
 from training.run_log import METRICS_FILE
 
@@ -152,7 +153,8 @@ def latest_evaluation(run_dir: Path, env: str) -> dict[str, dict[str, Any]]:
         for line in path.read_text().splitlines():
             record = json.loads(line) if line.strip() else {}
             split = record.get("split", record.get("task"))
-            if record.get("kind") == "eval" and split not in (None, "all"):   # "all": a table's pool, no split
+            if (record.get("kind") == "eval" and split not in (None, "all")   # "all": a table's pool, no split
+                    and record.get("seed_base", EVAL_SEED_BASE) == EVAL_SEED_BASE):   # not validation episodes
                 values = {k: v for k, v in record.items() if k not in ("kind", "split", "task", "time")}
                 latest[evaluation_key(env, split)] = {"source": "training", **values}
     return latest

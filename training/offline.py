@@ -23,7 +23,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ import torch
 from recore_nav.episodes import summarize, summary_values
 from recore_nav.geometry import goals_in_robot_frame
 from recore_nav.task import ACTION_DIM, GOAL_DIM
-from training.checkpoint import checkpoint_on_exit, load_checkpoint, save_checkpoint
+from training.checkpoint import checkpoint_on_exit, has_checkpoint, load_checkpoint, save_checkpoint
 from training.config import ConfigError, config_to_dict
 from training.data.datasets import OfflineDataset
 from training.data.goal_sampling import GoalSampler, GoalSamplingConfig
@@ -40,8 +40,14 @@ from training.methods.crl import CRLConfig, CRLInputs
 from training.methods.wm_crl import WMCRLAgent, WorldModelConfig
 from training.run_log import MetricsLog, write_config
 
+if TYPE_CHECKING:
+    from training.evaluation.node_policy import NodePolicies
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 EVAL_EPISODES_FILE = "eval_episodes.json"
 BEST_DIR = "best"              # the checkpoint of the best evaluation (run.keep_best) and best.json
+BEST_FILE = "best.json"
+SELECTION_KEY = "selection"    # in best/checkpoint.pt: the update and validation success it was chosen for
 EVAL_BUNDLE_DIR = "eval_bundle"   # the policy bundle the node-driven evaluation runs
 STATE_KEYS = ("observations", "rgb")
 GOAL_KINDS = ("state", "relative_position")
@@ -110,9 +116,9 @@ def validate_offline(cfg: OfflineConfig) -> OfflineConfig:
     run = cfg.run
     if (run.eval_node_params or run.keep_best) and run.eval_env != "embedded":
         raise ConfigError("run.eval_node_params and run.keep_best need run.eval_env=embedded")
-    if run.eval_node_params and not Path(run.eval_node_params).is_file():
-        raise ConfigError(f"run.eval_node_params: no file {run.eval_node_params}")
-    if run.keep_best and run.eval_seed_base < EVAL_SEED_BASE + run.eval_episodes:
+    if run.eval_node_params:
+        node_parameters(run.eval_node_params)   # a bad file fails here, before anything trains
+    if run.keep_best and run.eval_seed_base < VALIDATION_SEED_BASE:
         raise ConfigError(f"run.keep_best chooses a checkpoint on its evaluations: give them episodes of their own "
                           f"(run.eval_seed_base={VALIDATION_SEED_BASE}), not evaluate.py's from {EVAL_SEED_BASE}")
     try:
@@ -120,6 +126,21 @@ def validate_offline(cfg: OfflineConfig) -> OfflineConfig:
     except ValueError as err:
         raise ConfigError(str(err)) from None
     return cfg
+
+
+def node_parameters(path: str) -> dict[str, Any]:
+    """The navigation node's parameters from `path` (relative to the working directory, or else
+    to the repository, where config/sim.yaml lives), checked as the node checks them."""
+    from recore_nav.node_parameters import check_parameters, read_parameters_file
+
+    resolved = Path(path) if Path(path).is_file() or Path(path).is_absolute() else REPO_ROOT / path
+    try:
+        parameters = read_parameters_file(resolved)
+        check_parameters(parameters)
+    except Exception as err:   # a missing file, YAML or a bad value: one line
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"run.eval_node_params {path}: {first_line}") from None
+    return parameters
 
 
 def relative_goals(poses: np.ndarray, current: np.ndarray, goal: np.ndarray) -> np.ndarray:
@@ -196,7 +217,7 @@ class OfflineTrainer:
         self.agent = WMCRLAgent(cfg.agent, cfg.world_model, self.batches.state_shape, self.batches.goal_dim,
                                 ACTION_DIM, goals_are_states=cfg.data.goal == "state").to(self.device)
         self.step = 0
-        self.best_success = -1.0   # run.keep_best: the success of the checkpoint in best/
+        self.best_success = -1.0   # run.keep_best: the validation success of the checkpoint in best/
         self.dataset_source = dataset.source
         if resume:
             self._restore()
@@ -211,7 +232,7 @@ class OfflineTrainer:
                 "dataset": str(self.dataset_source), "state_shape": list(self.batches.state_shape),
                 "goal_dim": self.batches.goal_dim, "agent": self.agent.state_dict(),
                 "optimizers": self.agent.optimizer_state_dict(), "torch_rng": torch.get_rng_state(),
-                "numpy_rng": self.rng.bit_generator.state, "best_success": self.best_success}
+                "numpy_rng": self.rng.bit_generator.state}
 
     def save(self) -> None:
         save_checkpoint(self.run_dir, self.state())
@@ -227,7 +248,9 @@ class OfflineTrainer:
         torch.set_rng_state(state["torch_rng"])
         self.rng.bit_generator.state = state["numpy_rng"]
         self.step = int(state["step"])
-        self.best_success = float(state.get("best_success", -1.0))
+        best_dir = self.run_dir / BEST_DIR
+        if has_checkpoint(best_dir):   # the choice so far, from the checkpoint it chose (written atomically)
+            self.best_success = float(load_checkpoint(best_dir)[SELECTION_KEY]["success_rate"])
 
     def write_metrics(self, record: dict[str, Any]) -> None:
         self.log.write(self.step, record)
@@ -261,7 +284,8 @@ class OfflineTrainer:
                         rate = (self.step - last_step) / max(now - last_time, 1e-9)
                         self.write_metrics({"kind": "train", "updates_per_s": rate,
                                             **{k: v / count for k, v in sums.items()}})
-                        progress.set_postfix(ups=f"{rate:.1f}", **{k.split("/")[-1]: f"{v:.2f}" for k, v in self.last_eval.items()})
+                        progress.set_postfix(ups=f"{rate:.1f}",
+                                             **{k.split("/")[-1]: f"{v:.2f}" for k, v in self.last_eval.items()})
                         sums, count, last_time, last_step = {}, 0, now, self.step
                     if run.eval_env != "none" and self.step % run.eval_every == 0:
                         self.evaluate()
@@ -280,39 +304,50 @@ class OfflineTrainer:
         from training.evaluation.offline import evaluate_offline_policy
 
         run = self.cfg.run
-        node = None
-        if run.eval_node_params:
-            from recore_nav.node_parameters import read_parameters_file
-            from training.evaluation.node_policy import NodePolicies
-            from training.export_onnx import export_bundle
-
-            self.save()   # the bundle is exported from the checkpoint, as a user exports it
-            export_bundle(self.run_dir, self.run_dir / EVAL_BUNDLE_DIR)
-            node = NodePolicies(self.run_dir / EVAL_BUNDLE_DIR, read_parameters_file(Path(run.eval_node_params)))
+        node = self._node_policies() if run.eval_node_params else None
         results = evaluate_offline_policy(self.agent, self.cfg, run.eval_episodes,
                                           image_size=self.batches.state_shape[0], make_policy=node)
         self.agent.train()
         # Every episode of the latest evaluation, for tables that pair runs episode by episode.
-        (self.run_dir / EVAL_EPISODES_FILE).write_text(json.dumps(
-            {"step": self.step, "episodes": {name: [asdict(e) for e in episodes] for name, episodes in results.items()}}))
+        record: dict[str, Any] = {"step": self.step, "episodes": {name: [asdict(e) for e in episodes]
+                                                                  for name, episodes in results.items()}}
+        if node is not None:
+            record["navigation_node_status_steps"] = node.status_steps()
+        (self.run_dir / EVAL_EPISODES_FILE).write_text(json.dumps(record))
+        seeds = {"seed_base": run.eval_seed_base} if run.eval_env == "embedded" else {}
         for name, episodes in [*results.items(), ("all", [e for part in results.values() for e in part])]:
             # OGBench's tasks have no SPL: leave out what was not measured.
             values = {k: v for k, v in summary_values(summarize(episodes)).items() if math.isfinite(v)}
-            self.write_metrics({"kind": "eval", "task": name, **values})
+            self.write_metrics({"kind": "eval", "task": name, **seeds, **values})
         overall = values
         self.last_eval = {"eval/success": overall["success_rate"]}
+        # Strictly better only: of equal checkpoints the earlier is kept.
         if run.keep_best and overall["success_rate"] > self.best_success:
             self.keep_as_best(overall["success_rate"], {name: summary_values(summarize(episodes))["success_rate"]
                                                         for name, episodes in results.items()})
         self.log.flush()
         return self.last_eval
 
+    def _node_policies(self) -> NodePolicies:
+        """The current policy, exported as a user exports it, behind the navigation node's code."""
+        import tempfile
+
+        from training.evaluation.node_policy import NodePolicies
+        from training.export_onnx import export_bundle
+
+        # Exported from a scratch checkpoint: the run's own stays where the loop last saved it, so
+        # a run stopped during this evaluation evaluates this update again when resumed.
+        with tempfile.TemporaryDirectory(dir=self.run_dir) as scratch:
+            save_checkpoint(Path(scratch), self.state())
+            export_bundle(Path(scratch), self.run_dir / EVAL_BUNDLE_DIR)
+        return NodePolicies(self.run_dir / EVAL_BUNDLE_DIR, node_parameters(self.cfg.run.eval_node_params))
+
     def keep_as_best(self, success: float, per_split: dict[str, float]) -> None:
-        """The current weights become best/checkpoint.pt (atomically, as every checkpoint)."""
+        """The current weights become best/checkpoint.pt, which carries the choice (update,
+        validation success) in one atomic write; best.json repeats it for people."""
         self.best_success = success
+        selection = {"step": self.step, "success_rate": success, "per_split": per_split,
+                     "seed_base": self.cfg.run.eval_seed_base, "episodes": self.cfg.run.eval_episodes}
         best_dir = self.run_dir / BEST_DIR
-        save_checkpoint(best_dir, self.state())
-        (best_dir / "best.json").write_text(json.dumps(
-            {"step": self.step, "success_rate": success, "per_split": per_split,
-             "seed_base": self.cfg.run.eval_seed_base, "episodes": self.cfg.run.eval_episodes}, indent=2) + "\n")
-        self.save()   # so that a resumed run knows the best success it has to beat
+        save_checkpoint(best_dir, {**self.state(), SELECTION_KEY: selection})
+        (best_dir / BEST_FILE).write_text(json.dumps(selection, indent=2) + "\n")
