@@ -25,6 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # test-only modules (o
 
 _domain_counter = itertools.count()
 
+# A shell's background job (`cmd &` without job control: nohup, CI wrappers) starts with SIGINT
+# ignored, and an ignored signal stays ignored in every child: `ros2 launch` would then not hear
+# the SIGINT the launch tests send it, as a user's Ctrl-C. A Python handler is reset at exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 def next_domain_id() -> int:
     # Fast DDS maps domain ids above ~101 onto ports outside the valid range: stay in 1..101.
