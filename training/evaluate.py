@@ -39,7 +39,6 @@ if __package__ in (None, ""):   # run as `python training/evaluate.py`: import `
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recore_nav.episodes import paired_success_difference, summarize
-from recore_nav.node_parameters import PARAMETERS, check_parameters, read_parameters_file
 from recore_nav.sim.dynamics import BaseDynamics
 from recore_nav.sim.factory import ENV_KINDS, check_env_available
 from recore_nav.task import MAX_EPISODE_STEPS, SPLITS
@@ -47,7 +46,7 @@ from training.environments import igibson_data
 from training.environments.collector import BatchPolicy, PerEnvPolicies
 from training.evaluation.baselines import GoalSeekingBaseline, ShortestPathExpert
 from training.evaluation.episodes import EVAL_SEED_BASE, Evaluation, EvaluationSpec, bundle_policy, evaluate
-from training.evaluation.node_policy import NodePolicies
+from training.evaluation.node_policy import NodePolicies, node_parameters
 from training.evaluation.report import (environment_label, evaluation_key, markdown_table, plot_success_vs_steps,
                                         record_in_bundle, write_video)
 
@@ -146,20 +145,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.node_param and args.node_params is None:
         parser.error("--node-param needs --node-params")
     return args
-
-
-def node_parameters(path: Path, overrides: list[str]) -> dict[str, Any]:
-    """The navigation node's parameters from `path`, with NAME=VALUE overrides (values read as YAML)."""
-    import yaml
-
-    parameters = read_parameters_file(path)
-    for override in overrides:
-        name, equals, value = override.partition("=")
-        if name not in PARAMETERS or not equals:
-            raise ValueError(f"--node-param {override!r}: expected NAME=VALUE with a navigation node parameter name")
-        parameters[name] = yaml.safe_load(value)
-    check_parameters(parameters)
-    return parameters
 
 
 def base_dynamics(args: argparse.Namespace) -> BaseDynamics | None:

@@ -131,16 +131,14 @@ def validate_offline(cfg: OfflineConfig) -> OfflineConfig:
 def node_parameters(path: str) -> dict[str, Any]:
     """The navigation node's parameters from `path` (relative to the working directory, or else
     to the repository, where config/sim.yaml lives), checked as the node checks them."""
-    from recore_nav.node_parameters import check_parameters, read_parameters_file
+    from training.evaluation.node_policy import node_parameters as read_node_parameters
 
     resolved = Path(path) if Path(path).is_file() or Path(path).is_absolute() else REPO_ROOT / path
     try:
-        parameters = read_parameters_file(resolved)
-        check_parameters(parameters)
+        return read_node_parameters(resolved)
     except Exception as err:   # a missing file, YAML or a bad value: one line
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ConfigError(f"run.eval_node_params {path}: {first_line}") from None
-    return parameters
 
 
 def relative_goals(poses: np.ndarray, current: np.ndarray, goal: np.ndarray) -> np.ndarray:
@@ -315,16 +313,17 @@ class OfflineTrainer:
             record["navigation_node_status_steps"] = node.status_steps()
         (self.run_dir / EVAL_EPISODES_FILE).write_text(json.dumps(record))
         seeds = {"seed_base": run.eval_seed_base} if run.eval_env == "embedded" else {}
+        success: dict[str, float] = {}
         for name, episodes in [*results.items(), ("all", [e for part in results.values() for e in part])]:
             # OGBench's tasks have no SPL: leave out what was not measured.
             values = {k: v for k, v in summary_values(summarize(episodes)).items() if math.isfinite(v)}
             self.write_metrics({"kind": "eval", "task": name, **seeds, **values})
-        overall = values
-        self.last_eval = {"eval/success": overall["success_rate"]}
+            success[name] = values["success_rate"]
+        overall = success.pop("all")
+        self.last_eval = {"eval/success": overall}
         # Strictly better only: of equal checkpoints the earlier is kept.
-        if run.keep_best and overall["success_rate"] > self.best_success:
-            self.keep_as_best(overall["success_rate"], {name: summary_values(summarize(episodes))["success_rate"]
-                                                        for name, episodes in results.items()})
+        if run.keep_best and overall > self.best_success:
+            self.keep_as_best(overall, success)
         self.log.flush()
         return self.last_eval
 

@@ -13,6 +13,7 @@ message.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,26 @@ import numpy as np
 from recore_nav import task
 from recore_nav.collision_monitor import CameraIntrinsics, CollisionMonitor, depth_obstacles
 from recore_nav.navigation_controller import NavigationController, OdometryReading, status_cause
-from recore_nav.node_parameters import check_parameters, controller_config, depth_camera, monitor_config
+from recore_nav.node_parameters import (PARAMETERS, check_parameters, controller_config, depth_camera, monitor_config,
+                                        read_parameters_file)
 from training.environments.collector import PerEnvPolicies
 
 FRAME = "odom"
+
+
+def node_parameters(path: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The navigation node's parameters from `path`, with NAME=VALUE overrides (values read as
+    YAML), checked as the node checks them."""
+    import yaml
+
+    parameters = read_parameters_file(path)
+    for override in overrides:
+        name, equals, value = override.partition("=")
+        if name not in PARAMETERS or not equals:
+            raise ValueError(f"--node-param {override!r}: expected NAME=VALUE with a navigation node parameter name")
+        parameters[name] = yaml.safe_load(value)
+    check_parameters(parameters)
+    return parameters
 
 
 class NodePolicy:
